@@ -1,0 +1,138 @@
+"""`unet-decoder bench`: which flags pay off on this machine, how much, at what accuracy cost."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import UNetDecoderError
+
+EXIT_USAGE = 2
+
+
+def _csv_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unet-decoder", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    bench = sub.add_parser(
+        "bench",
+        help="time every optimization flag set side by side",
+        description="Measure plain fp32 eager and each optimization flag set in one process.",
+    )
+    bench.add_argument("--encoders", type=_csv_list, default=["resnet18"],
+                       help="comma-separated timm encoders (default: resnet18)")  # fmt: skip
+    bench.add_argument(
+        "--flags", nargs="+", metavar="SET",
+        help="flag sets to measure, each 'a+b' or 'none' (default: none, each applicable pass, "
+        "the best eager, compiled and int8 sets)",
+    )  # fmt: skip
+    bench.add_argument("--size", type=int, default=256, help="input height and width (256)")
+    bench.add_argument("--batch", type=int, default=1, help="batch size (1)")
+    bench.add_argument("--threads", type=int, default=None,
+                       help="intra-op threads (default: torch's, i.e. the core count)")  # fmt: skip
+    bench.add_argument("--peers", action="store_true",
+                       help="add smp's Unet on the same encoder, eager and compiled")  # fmt: skip
+    bench.add_argument("--min-seconds", type=float, default=1.0,
+                       help="time each row for at least this long (1.0)")  # fmt: skip
+    bench.add_argument("--json", type=Path, help="write results as JSON")
+    bench.add_argument("--csv", type=Path, help="write results as CSV")
+    bench.add_argument("--plot", type=Path, help="write a PNG bar chart of speedups")
+    return parser
+
+
+def _check_output(path: Path | None, option: str) -> None:
+    """Refuse an unwritable path before minutes of measuring, not after."""
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UNetDecoderError(f"{option} {path} is a directory; give a file name.")
+    if not parent.is_dir():
+        raise UNetDecoderError(f"{option} {path}: folder {parent} does not exist; create it first.")
+    try:  # really try: os.access says yes to root even on read-only mounts
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError:
+        raise UNetDecoderError(f"{option} {path} is not writable; choose another path.") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UNetDecoderError(f"{option} {path} is not writable; choose another path.")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.size < 32:
+        raise UNetDecoderError(f"--size must be at least 32, got {args.size}")
+    if args.batch < 1:
+        raise UNetDecoderError(f"--batch must be at least 1, got {args.batch}")
+    if args.threads is not None and args.threads < 1:
+        raise UNetDecoderError(f"--threads must be at least 1, got {args.threads}")
+    if not args.encoders:
+        raise UNetDecoderError("--encoders needs at least one timm encoder name")
+    for path, option in ((args.json, "--json"), (args.csv, "--csv"), (args.plot, "--plot")):
+        _check_output(path, option)
+
+
+def bench(args: argparse.Namespace) -> int:
+    import warnings
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .bench import run_bench
+    from .report import print_table, to_csv, to_json, to_png, write_atomically
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    logging.getLogger("torch").setLevel(logging.ERROR)  # inductor's notes are not results
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=170)  # piped or logged: keep one line per row
+    with Progress(
+        TextColumn("{task.description:<52}"), BarColumn(),
+        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("building models", total=None)
+
+        def progress(label: str, total: int) -> None:
+            if bar.tasks[0].total is None:
+                bar.update(task, total=total, completed=0)
+            else:
+                bar.advance(task)
+            bar.update(task, description=label)
+
+        result = run_bench(
+            args.encoders, args.flags, size=args.size, batch=args.batch, threads=args.threads,
+            peers=args.peers, min_seconds=args.min_seconds, progress=progress,
+        )  # fmt: skip
+    print_table(result, console)
+    outputs = ((args.json, to_json), (args.csv, to_csv), (args.plot, to_png))
+    for path, render in outputs:
+        if path is not None:
+            write_atomically(path, render(result))
+            console.print(f"wrote {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _validate(args)
+        return bench(args)
+    except UNetDecoderError as e:
+        print(f"unet-decoder: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("unet-decoder: interrupted; no results file was written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Ways to show a bench result: a terminal table, JSON, CSV and a PNG bar chart.
+
+Files are written to a temporary name and renamed into place, so an interrupted run never
+leaves a half-written results file behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .bench import fastest_within_budget
+
+COLUMNS = ("encoder", "model", "flags", "median_ms", "iqr_ms", "speedup", "gflops", "peak_pct",
+           "peak_mb", "max_rel_error", "pixel_agreement", "setup_s")  # fmt: skip
+
+
+def write_atomically(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_json(result: dict) -> bytes:
+    return (json.dumps(result, indent=2) + "\n").encode()
+
+
+def to_csv(result: dict) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(result["rows"])
+    return buffer.getvalue().encode()
+
+
+def to_png(result: dict) -> bytes:
+    """Speedup over plain fp32 eager, one group of bars per encoder, one bar per flag set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    encoders = list(dict.fromkeys(r["encoder"] for r in rows))
+    fig, axes = plt.subplots(len(encoders), 1, figsize=(9, 0.45 * len(rows) + 1.5), squeeze=False)
+    for ax, encoder in zip(axes[:, 0], encoders, strict=True):
+        mine = [r for r in rows if r["encoder"] == encoder]
+        labels = [f"{'smp: ' if r['model'] != 'unet_decoder' else ''}{r['flags']}" for r in mine]
+        colors = ["tab:gray" if r["model"] != "unet_decoder" else
+                  ("tab:blue" if r["within_budget"] else "tab:red") for r in mine]  # fmt: skip
+        ax.barh(labels, [r["speedup"] for r in mine], color=colors)
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.invert_yaxis()
+        ax.set_title(f"{encoder}: speedup vs plain fp32 eager")
+        ax.set_xlabel("speedup (x); red: error over the flags' budget, gray: smp.Unet")
+    machine = result["machine"]
+    fig.suptitle(f"torch {machine['torch']}, {machine['threads']} threads, {machine['cpu']}",
+                 fontsize=8)  # fmt: skip
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def print_table(result: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    inp = result["input"]
+    table = Table(
+        title=f"unet-decoder bench: {inp['batch']}x{inp['channels']}x{inp['size']}x{inp['size']}, "
+        f"{result['machine']['threads']} threads, torch {result['machine']['torch']}"
+    )
+    for name in ("encoder", "model", "flags", "median ms (IQR)", "speedup", "GFLOP/s",
+                 "% conv peak", "peak MB", "rel err", "setup s"):  # fmt: skip
+        text = name in ("encoder", "model", "flags")
+        table.add_column(name, justify="left" if text else "right", no_wrap=True)
+    for r in result["rows"]:
+        error = f"{r['max_rel_error']:.1e}" + ("" if r["within_budget"] else " !")
+        peak_mb = "n/a" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
+        table.add_row(
+            r["encoder"], r["model"], r["flags"], f"{r['median_ms']:.1f} ({r['iqr_ms']:.1f})",
+            f"{r['speedup']:.2f}x", f"{r['gflops']:.0f}", f"{r['peak_pct']:.0f}%", peak_mb,
+            error, f"{r['setup_s']:.1f}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"conv peak (3x3 channels_last conv, same run): {result['conv_peak_gflops']:.0f} GFLOP/s; "
+        "'!' marks an error over the flags' budget."
+    )
+    best = fastest_within_budget(result)
+    if best is not None:
+        console.print(
+            f"[bold]Fastest within the accuracy budget:[/bold] {best['encoder']} "
+            f"[bold]{best['flags']}[/bold] at {best['median_ms']:.1f} ms "
+            f"({best['speedup']:.2f}x plain fp32 eager, rel err {best['max_rel_error']:.1e})"
+        )
+    peers = {r["encoder"]: r for r in result["rows"] if r["model"] != "unet_decoder"
+             and r["within_budget"]}  # fmt: skip
+    for encoder in peers:
+        peer_best = min((r for r in result["rows"] if r["encoder"] == encoder and
+                         r["model"] != "unet_decoder"), key=lambda r: r["median_ms"])  # fmt: skip
+        ours = min((r for r in result["rows"] if r["encoder"] == encoder and
+                    r["model"] == "unet_decoder" and r["within_budget"]),
+                   key=lambda r: r["median_ms"], default=None)  # fmt: skip
+        if ours is not None:
+            console.print(
+                f"{encoder}: ours {ours['flags']} {ours['median_ms']:.1f} ms vs smp.Unet "
+                f"{peer_best['flags']} {peer_best['median_ms']:.1f} ms: "
+                f"{peer_best['median_ms'] / ours['median_ms']:.2f}x"
+            )
