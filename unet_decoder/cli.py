@@ -45,7 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, help="write results as JSON")
     bench.add_argument("--csv", type=Path, help="write results as CSV")
     bench.add_argument("--plot", type=Path, help="write a PNG bar chart of speedups")
+    offline = sub.add_parser(
+        "asv-offline",
+        help="make a published asv dashboard load without internet (run after asv publish)",
+    )
+    offline.add_argument("html_dir", nargs="?", type=Path, default=Path(".asv/html"))
     return parser
+
+
+def asv_offline(args: argparse.Namespace) -> int:
+    from .dashboard import make_offline
+
+    replaced = make_offline(args.html_dir)
+    print(f"{args.html_dir}/index.html now loads {len(replaced)} libraries from ./vendor")
+    return 0
 
 
 def _check_output(path: Path | None, option: str) -> None:
@@ -124,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "asv-offline":
+            return asv_offline(args)
         _validate(args)
         return bench(args)
     except UNetDecoderError as e:

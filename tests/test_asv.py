@@ -1,0 +1,189 @@
+"""asv as users run it: a real config, a real run, a dashboard that renders data in a browser."""
+
+import contextlib
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from asv.config import Config
+from asv.environment import iter_matrix
+from asv.util import load_json
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_GRID = {
+    "UNET_BENCH_ENCODERS": "test_resnet",
+    "UNET_BENCH_FLAGS": "none,fuse_bn+channels_last,reparam",
+    "UNET_BENCH_SIZE": "64",
+    "UNET_BENCH_THREADS": "1",
+}
+
+
+def test_every_config_key_is_one_asv_reads():
+    keys = set(load_json(str(ROOT / "asv.conf.json"), js_comments=True))
+    known = set(vars(Config())) | {"version"}
+    assert keys - known == set(), f"asv silently ignores {keys - known}"
+
+
+def test_matrix_pairs_each_torch_with_its_torchvision():
+    conf = Config.load(str(ROOT / "asv.conf.json"))
+    envs = list(iter_matrix(conf.environment_type, conf.pythons, conf))
+    pairs = sorted((e[("req", "torch")], e[("req", "torchvision")]) for e in envs)
+    assert pairs == [("2.12.1", "0.27.1"), ("2.14.1", "0.29.1")]
+    # the project wheel goes in with --no-deps, so every runtime dependency must be pinned
+    for env in envs:
+        assert {"torch", "torchvision", "timm", "torchao", "numpy", "safetensors", "rich"} <= {
+            name for kind, name in env if kind == "req"
+        }
+    assert all("--no-deps" in c for c in conf.build_command + conf.install_command)
+
+
+def _asv_config(tmp_path: Path) -> Path:
+    """The repo's config with results, html and machine file in a scratch folder."""
+    conf = load_json(str(ROOT / "asv.conf.json"), js_comments=True)
+    conf.update(
+        repo=str(ROOT),
+        benchmark_dir=str(ROOT / "benchmarks"),
+        results_dir=str(tmp_path / "results"),
+        html_dir=str(tmp_path / "html"),
+        env_dir=str(tmp_path / "env"),
+    )
+    path = tmp_path / "asv.conf.json"
+    path.write_text(json.dumps(conf))
+    return path
+
+
+def _asv(args, tmp_path, extra_env=None, timeout=900):
+    env = {**os.environ, **TINY_GRID, "HOME": str(tmp_path), **(extra_env or {})}
+    asv = [sys.executable, "-m", "asv"]
+    done = subprocess.run(
+        asv + args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    return done
+
+
+@contextlib.contextmanager
+def _serve(folder: Path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def _head() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.mark.slow
+def test_quick_run_publishes_a_dashboard_whose_graphs_have_points(tmp_path):
+    config = _asv_config(tmp_path)
+    common = ["--config", str(config)]
+    assert _asv(["machine", "--yes", "--machine", "ci"] + common, tmp_path).returncode == 0
+    check = _asv(["check", "-E", f"existing:{sys.executable}"] + common, tmp_path)
+    assert check.returncode == 0, check.stdout[-3000:]
+    run = _asv(
+        ["run", "--quick", "-E", f"existing:{sys.executable}", "--set-commit-hash", _head(),
+         "--machine", "ci", "--show-stderr"] + common,
+        tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "failed" not in run.stdout
+    results = [p for p in (tmp_path / "results" / "ci").glob("*.json") if p.name != "machine.json"]
+    assert len(results) == 1
+    saved = json.loads(results[0].read_text())["results"]
+    assert {"forward.Forward.time_forward", "metrics.Metrics.track_relative_error",
+            "model.Model.track_params"} <= saved.keys()  # fmt: skip
+    publish = _asv(["publish"] + common, tmp_path)
+    assert publish.returncode == 0, publish.stdout[-3000:]
+    from unet_decoder.cli import main
+
+    assert main(["asv-offline", str(tmp_path / "html")]) == 0
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is needed (.ci/run installs it)"
+    from playwright.sync_api import sync_playwright
+
+    with _serve(tmp_path / "html") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        page = browser.new_page()
+        # Offline proof: every request that leaves this machine fails, as on a closed cluster.
+        page.route(
+            "**/*",
+            lambda route: route.continue_() if route.request.url.startswith(url)
+            else route.abort(),
+        )  # fmt: skip
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{url}/#forward.Forward.time_forward", wait_until="networkidle")
+        page.wait_for_function(
+            "() => window.$ && $('#main-graph').data('plot') !== undefined", timeout=30_000
+        )
+        points = page.evaluate(
+            "() => $('#main-graph').data('plot').getData()"
+            ".reduce((n, s) => n + s.data.filter(p => p[1] !== null).length, 0)"
+        )
+        page.screenshot(path=str(tmp_path / "dashboard.png"))
+        browser.close()
+    assert errors == []
+    assert points >= 2  # none and fuse_bn+channels_last measured; reparam is n/a
+
+
+ASV_ENV_TIMEOUT = 1800
+
+
+@pytest.mark.slow
+def test_asv_builds_each_commit_and_measures_its_own_code(tmp_path):
+    """A commit that changes the model must change what asv measures for that commit."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    model = clone / "unet_decoder" / "model.py"
+    text = model.read_text()
+    assert "DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32)" in text
+    model.write_text(text.replace("(256, 128, 64, 32)", "(128, 64, 32, 16)", 1))
+    subprocess.run(git + ["commit", "-qam", "narrower decoder"], check=True)
+    conf = load_json(str(clone / "asv.conf.json"), js_comments=True)
+    # one real virtualenv (torch 2.14.1 lies on local disk for pip), not the whole matrix
+    conf["matrix"]["req"].update(torch=["2.14.1"], torchvision=["0.29.1"])
+    conf["exclude"] = []
+    conf.update(repo=str(clone), results_dir=str(tmp_path / "results"),
+                env_dir=str(tmp_path / "env"), html_dir=str(tmp_path / "html"))  # fmt: skip
+    (clone / "asv.conf.json").write_text(json.dumps(conf))
+    subprocess.run(git + ["commit", "-qam", "test config"], check=True)
+    env = {**os.environ, **TINY_GRID, "HOME": str(tmp_path)}
+    asv = [sys.executable, "-m", "asv", "--config", str(clone / "asv.conf.json")]
+    subprocess.run(asv + ["machine", "--yes", "--machine", "ci"], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    run = subprocess.run(
+        asv + ["run", "--machine", "ci", "-b", "track_params", "--quick", "--show-stderr",
+               "HEAD~2..HEAD"],
+        cwd=clone, env=env, capture_output=True, text=True, timeout=ASV_ENV_TIMEOUT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:]
+    values = {}
+    for path in (tmp_path / "results" / "ci").glob("*.json"):
+        if path.name == "machine.json":
+            continue
+        data = json.loads(path.read_text())
+        values[data["commit_hash"][:8]] = data["results"]["model.Model.track_params"][0][0]
+    hashes = subprocess.run(git + ["log", "--format=%H", "-3"], capture_output=True, text=True)
+    newest, changed, original = [h[:8] for h in hashes.stdout.split()]
+    assert {original, changed, newest} <= values.keys(), run.stdout[-3000:]
+    assert values[changed] == values[newest] < values[original]
