@@ -173,7 +173,7 @@ def test_asv_builds_each_commit_and_measures_its_own_code(tmp_path):
                    capture_output=True)  # fmt: skip
     run = subprocess.run(
         asv + ["run", "--machine", "ci", "-b", "track_params", "--quick", "--show-stderr",
-               "HEAD~2..HEAD"],
+               "HEAD~3..HEAD"],  # a range excludes its start: three commits
         cwd=clone, env=env, capture_output=True, text=True, timeout=ASV_ENV_TIMEOUT,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:]
