@@ -16,13 +16,7 @@ from asv.config import Config
 from asv.environment import iter_matrix
 from asv.util import load_json
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY_GRID = {
-    "UNET_BENCH_ENCODERS": "test_resnet",
-    "UNET_BENCH_FLAGS": "none,fuse_bn+channels_last,reparam",
-    "UNET_BENCH_SIZE": "64",
-    "UNET_BENCH_THREADS": "1",
-}
+from .scratch import ROOT, TINY_GRID, ScratchRepo
 
 
 def test_every_config_key_is_one_asv_reads():
@@ -145,45 +139,22 @@ def test_quick_run_publishes_a_dashboard_whose_graphs_have_points(tmp_path):
     assert points >= 2  # none and fuse_bn+channels_last measured; reparam is n/a
 
 
-ASV_ENV_TIMEOUT = 1800
-
-
 @pytest.mark.slow
 def test_asv_builds_each_commit_and_measures_its_own_code(tmp_path):
     """A commit that changes the model must change what asv measures for that commit."""
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    model = clone / "unet_decoder" / "model.py"
-    text = model.read_text()
-    assert "DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32)" in text
-    model.write_text(text.replace("(256, 128, 64, 32)", "(128, 64, 32, 16)", 1))
-    subprocess.run(git + ["commit", "-qam", "narrower decoder"], check=True)
-    conf = load_json(str(clone / "asv.conf.json"), js_comments=True)
-    # one real virtualenv (torch 2.14.1 lies on local disk for pip), not the whole matrix
-    conf["matrix"]["req"].update(torch=["2.14.1"], torchvision=["0.29.1"])
-    conf["exclude"] = []
-    conf.update(repo=str(clone), results_dir=str(tmp_path / "results"),
-                env_dir=str(tmp_path / "env"), html_dir=str(tmp_path / "html"))  # fmt: skip
-    (clone / "asv.conf.json").write_text(json.dumps(conf))
-    subprocess.run(git + ["commit", "-qam", "test config"], check=True)
-    env = {**os.environ, **TINY_GRID, "HOME": str(tmp_path)}
-    asv = [sys.executable, "-m", "asv", "--config", str(clone / "asv.conf.json")]
-    subprocess.run(asv + ["machine", "--yes", "--machine", "ci"], env=env, check=True,
-                   capture_output=True)  # fmt: skip
-    run = subprocess.run(
-        asv + ["run", "--machine", "ci", "-b", "track_params", "--quick", "--show-stderr",
-               "HEAD~3..HEAD"],  # a range excludes its start: three commits
-        cwd=clone, env=env, capture_output=True, text=True, timeout=ASV_ENV_TIMEOUT,
-    )  # fmt: skip
+    repo = ScratchRepo(tmp_path)
+    original = repo.git("rev-parse", "HEAD~1").stdout.strip()[:8]
+    config_only = repo.git("rev-parse", "HEAD").stdout.strip()[:8]
+    repo.edit("unet_decoder/model.py", "= (256, 128, 64, 32)", "= (128, 64, 32, 16)")
+    changed = repo.commit("narrower decoder")[:8]
+    # a range excludes its start: HEAD~3..HEAD is the original commit and the two after it
+    run = repo.asv("run", "--machine", "ci", "-b", "track_params", "--quick", "--show-stderr",
+                   "HEAD~3..HEAD")  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:]
     values = {}
     for path in (tmp_path / "results" / "ci").glob("*.json"):
-        if path.name == "machine.json":
-            continue
-        data = json.loads(path.read_text())
-        values[data["commit_hash"][:8]] = data["results"]["model.Model.track_params"][0][0]
-    hashes = subprocess.run(git + ["log", "--format=%H", "-3"], capture_output=True, text=True)
-    newest, changed, original = [h[:8] for h in hashes.stdout.split()]
-    assert {original, changed, newest} <= values.keys(), run.stdout[-3000:]
-    assert values[changed] == values[newest] < values[original]
+        if path.name != "machine.json":
+            data = json.loads(path.read_text())
+            values[data["commit_hash"][:8]] = data["results"]["model.Model.track_params"][0][0]
+    assert {original, config_only, changed} <= values.keys(), run.stdout[-3000:]
+    assert values[original] == values[config_only] > values[changed]

@@ -50,7 +50,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="make a published asv dashboard load without internet (run after asv publish)",
     )
     offline.add_argument("html_dir", nargs="?", type=Path, default=Path(".asv/html"))
+    gate = sub.add_parser(
+        "gate",
+        help="fail when HEAD is slower than BASE (asv continuous, both built in one job)",
+        description="Exit 0 if no benchmark is slower than --factor, 1 if one is, "
+        "1 too if a benchmark failed on either side.",
+    )
+    gate.add_argument("base", help="the base commit or branch, e.g. main")
+    gate.add_argument("head", help="the commit under test, e.g. HEAD")
+    gate.add_argument("--factor", type=float, default=1.10, help="slowdown that fails (1.10)")
+    gate.add_argument("--machine", help="asv machine name (default: this machine's)")
+    gate.add_argument("--config", default="asv.conf.json", help="asv config (asv.conf.json)")
+    gate.add_argument("--bench", "-b", action="append", default=[],
+                      help="only benchmarks matching this regex (repeatable)")  # fmt: skip
     return parser
+
+
+def gate(args: argparse.Namespace) -> int:
+    from .gate import run_gate, write_step_summary
+
+    if args.factor <= 1.0:
+        raise UNetDecoderError(f"--factor must be above 1.0, got {args.factor}")
+    extra = [a for pattern in args.bench for a in ("-b", pattern)]
+    result = run_gate(
+        args.base, args.head, factor=args.factor, config=args.config, machine=args.machine,
+        extra_args=extra,
+    )  # fmt: skip
+    summary = result.summary(args.base, args.head, args.factor)
+    write_step_summary(summary)
+    print(summary)
+    return 0 if result.passed else 1
 
 
 def asv_offline(args: argparse.Namespace) -> int:
@@ -139,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "asv-offline":
             return asv_offline(args)
+        if args.command == "gate":
+            return gate(args)
         _validate(args)
         return bench(args)
     except UNetDecoderError as e:

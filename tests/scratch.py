@@ -1,0 +1,56 @@
+"""A scratch clone of this repo whose asv builds one real virtualenv, for asv/gate tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from asv.util import load_json
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_GRID = {
+    "UNET_BENCH_ENCODERS": "test_resnet",
+    "UNET_BENCH_FLAGS": "none,fuse_bn+channels_last,reparam",
+    "UNET_BENCH_SIZE": "64",
+    "UNET_BENCH_THREADS": "1",
+}
+
+
+class ScratchRepo:
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.path = tmp_path / "clone"
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(self.path)], check=True)
+        conf = load_json(str(self.path / "asv.conf.json"), js_comments=True)
+        # one real virtualenv (torch 2.14.1 lies on local disk for pip), not the whole matrix
+        conf["matrix"]["req"].update(torch=["2.14.1"], torchvision=["0.29.1"])
+        conf["exclude"] = []
+        conf.update(repo=str(self.path), results_dir=str(tmp_path / "results"),
+                    env_dir=str(tmp_path / "env"), html_dir=str(tmp_path / "html"))  # fmt: skip
+        self.config = self.path / "asv.conf.json"
+        self.config.write_text(json.dumps(conf))
+        self.commit("test config")
+        self.env = {**os.environ, **TINY_GRID, "HOME": str(tmp_path)}
+        self.asv("machine", "--yes", "--machine", "ci", check=True)
+
+    def git(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        base = ["git", "-C", str(self.path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+        return subprocess.run([*base, *args], capture_output=True, text=True, **kwargs)
+
+    def commit(self, message: str) -> str:
+        self.git("commit", "-qam", message, check=True)
+        return self.git("rev-parse", "HEAD", check=True).stdout.strip()
+
+    def edit(self, relative: str, old: str, new: str) -> None:
+        path = self.path / relative
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {relative}"
+        path.write_text(text.replace(old, new, 1))
+
+    def asv(self, *args: str, check: bool = False, timeout: int = 1800):
+        command = [sys.executable, "-m", "asv", "--config", str(self.config), *args]
+        return subprocess.run(command, cwd=self.path, env=self.env, capture_output=True,
+                              text=True, timeout=timeout, check=check)  # fmt: skip
