@@ -26,3 +26,10 @@ def test_gate_workflow_runs_the_local_gate_command():
     assert "unet-decoder gate" in text and "fetch-depth: 0" in text
     args = build_parser().parse_args(["gate", "main", "HEAD", "--factor", "1.10"])
     assert (args.base, args.head, args.factor) == ("main", "HEAD", 1.10)
+
+
+def test_nightly_workflow_runs_the_local_nightly_command():
+    text = (WORKFLOWS[0].parent / "nightly.yml").read_text()
+    assert "unet-decoder nightly" in text and "cron:" in text and "workflow_dispatch" in text
+    args = build_parser().parse_args(["nightly", "--machine", "gha-x", "--commits", "NEW"])
+    assert (args.machine, args.branch, args.commits) == ("gha-x", "asv-results", "NEW")

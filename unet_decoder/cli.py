@@ -63,7 +63,39 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--config", default="asv.conf.json", help="asv config (asv.conf.json)")
     gate.add_argument("--bench", "-b", action="append", default=[],
                       help="only benchmarks matching this regex (repeatable)")  # fmt: skip
+    nightly = sub.add_parser(
+        "nightly",
+        help="benchmark new commits and append their results to the results branch",
+    )
+    nightly.add_argument("--machine", required=True, help="stable asv machine name")
+    nightly.add_argument("--branch", default="asv-results", help="results branch (asv-results)")
+    nightly.add_argument("--commits", default="NEW",
+                         help="asv range: NEW (default), HEAD^!, main~10..main")  # fmt: skip
+    nightly.add_argument("--factor", type=float, default=1.10, help="regression factor (1.10)")
+    nightly.add_argument("--config", default="asv.conf.json")
+    nightly.add_argument("--report", type=Path, help="write found regressions (markdown) here")
+    nightly.add_argument("--bench", "-b", action="append", default=[])
     return parser
+
+
+def nightly(args: argparse.Namespace) -> int:
+    from .nightly import run_nightly
+
+    extra = [a for pattern in args.bench for a in ("-b", pattern)]
+    report = run_nightly(
+        ".", config=args.config, machine=args.machine, branch=args.branch,
+        commits=args.commits, factor=args.factor, extra_args=extra,
+    )  # fmt: skip
+    print(f"results branch {args.branch}: +{len(report.added)} new, {len(report.updated)} "
+          f"updated file(s); committed: {report.committed}")  # fmt: skip
+    if report.regressions:
+        text = "Regressions against the previous nightly:\n\n" + "\n".join(
+            f"    {line}" for line in report.regressions
+        )
+        print(text)
+        if args.report:
+            args.report.write_text(text + "\n")
+    return 0 if report.asv_returncode == 0 else 1
 
 
 def gate(args: argparse.Namespace) -> int:
@@ -170,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asv_offline(args)
         if args.command == "gate":
             return gate(args)
+        if args.command == "nightly":
+            return nightly(args)
         _validate(args)
         return bench(args)
     except UNetDecoderError as e:

@@ -1,0 +1,164 @@
+"""Nightly tracking: measure new commits, append them to a results branch, flag regressions.
+
+History lives on its own branch (default `asv-results`) so that it survives CI runners and
+never mixes with source. Each run is append-only: result files are added or updated, never
+deleted, so a rerun neither loses nor duplicates a result (asv names files by machine,
+commit and environment). A file that does not parse (corrupted, half-written by a killed
+job) stops the run with its name instead of silently vanishing from the dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UNetDecoderError
+
+
+class CorruptResultsError(UNetDecoderError):
+    """A results file on the results branch does not parse."""
+
+
+@dataclass
+class NightlyReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    regressions: list[str] = field(default_factory=list)
+    committed: bool = False
+    asv_returncode: int = 0
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=check)  # fmt: skip
+
+
+def check_results(folder: Path) -> list[Path]:
+    """Every JSON file under folder must parse; raise naming the ones that do not."""
+    bad = []
+    files = sorted(folder.rglob("*.json")) if folder.is_dir() else []
+    for path in files:
+        try:
+            json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError):
+            bad.append(str(path.relative_to(folder)))
+    if bad:
+        raise CorruptResultsError(
+            f"{len(bad)} results file(s) do not parse: {', '.join(bad[:5])}; restore them from "
+            "the results branch history (git log -- <file>) or delete them, then rerun."
+        )
+    return files
+
+
+def _results_worktree(repo: Path, branch: str, path: Path) -> None:
+    """A worktree of the results branch at path; an empty orphan branch if it is new."""
+    if path.exists():
+        _git(repo, "worktree", "remove", "--force", str(path), check=False)
+        shutil.rmtree(path, ignore_errors=True)
+    _git(repo, "worktree", "prune")
+    exists = _git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
+    if exists.returncode == 0:
+        _git(repo, "worktree", "add", "--force", str(path), branch)
+        return
+    _git(repo, "worktree", "add", "--detach", str(path))
+    _git(path, "checkout", "-q", "--orphan", branch)
+    _git(path, "rm", "-rqf", "--cached", ".")
+    for child in path.iterdir():
+        if child.name != ".git":
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _sync(source: Path, target: Path) -> tuple[list[str], list[str]]:
+    """Copy every file of source into target (never deleting); return (added, updated)."""
+    added, updated = [], []
+    for path in sorted(source.rglob("*")):
+        if not path.is_file():
+            continue
+        relative = path.relative_to(source)
+        destination = target / relative
+        if destination.exists():
+            if destination.read_bytes() == path.read_bytes():
+                continue
+            updated.append(str(relative))
+        else:
+            added.append(str(relative))
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, destination)
+    return added, updated
+
+
+def _regressions(repo: Path, asv: list[str], env: dict, machine: str, factor: float) -> list[str]:
+    """Benchmarks slower than factor between the two newest measured commits of this machine."""
+    log = _git(repo, "log", "--format=%H", "-50").stdout.split()
+    show = subprocess.run([*asv, "show", "--machine", machine], cwd=repo, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    measured = [c for c in log if c[:8] in show.stdout]
+    if len(measured) < 2:
+        return []
+    newest, previous = measured[0], measured[1]
+    compare = subprocess.run(
+        [*asv, "compare", "--machine", machine, "--factor", str(factor), "--split",
+         "--only-changed", previous, newest],
+        cwd=repo, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    return [line.strip() for line in compare.stdout.splitlines() if line.lstrip().startswith("+")]
+
+
+def run_nightly(
+    repo: str | Path = ".",
+    *,
+    config: str | Path = "asv.conf.json",
+    machine: str,
+    branch: str = "asv-results",
+    commits: str = "NEW",
+    factor: float = 1.10,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> NightlyReport:
+    from asv.config import Config
+
+    repo = Path(repo).resolve()
+    config = (repo / config).resolve()
+    results_dir = Path(Config.load(str(config)).results_dir)
+    if not results_dir.is_absolute():
+        results_dir = config.parent / results_dir
+    worktree = repo / ".asv" / "nightly-results"
+    env = {**os.environ, **(env or {})}
+    asv = [sys.executable, "-m", "asv", "--config", str(config)]
+
+    _results_worktree(repo, branch, worktree)
+    stored = worktree / "results"
+    check_results(stored)  # before anything else: never build on a broken history
+    results_dir.mkdir(parents=True, exist_ok=True)
+    if stored.is_dir():
+        _sync(stored, results_dir)
+    check_results(results_dir)
+
+    run = subprocess.run(
+        [*asv, "run", commits, "--machine", machine, "--skip-existing-successful",
+         *(extra_args or [])],
+        cwd=repo, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    nothing_new = run.returncode == 1 and "No commit hashes selected" in run.stdout
+    report = NightlyReport(asv_returncode=0 if nothing_new else run.returncode)
+    if nothing_new:  # a quiet night: asv exits 1 when NEW is empty
+        pass
+    elif run.returncode not in (0, 2):  # 2: some benchmark failed; its result is still saved
+        said = (run.stderr.strip() or run.stdout.strip()).splitlines()[-3:]
+        raise UNetDecoderError(f"asv run failed ({run.returncode}): {' | '.join(said)[-400:]}")
+    check_results(results_dir)
+    report.added, report.updated = _sync(results_dir, stored)
+    if report.added or report.updated:
+        _git(worktree, "add", "results")
+        head = _git(repo, "rev-parse", "--short", "HEAD").stdout.strip()
+        _git(worktree, "-c", "user.name=unet-decoder nightly", "-c",
+             "user.email=nightly@localhost", "commit", "-qm",
+             f"nightly: {machine} at {head} (+{len(report.added)} files)")  # fmt: skip
+        report.committed = True
+    report.regressions = _regressions(repo, asv, env, machine, factor)
+    return report
