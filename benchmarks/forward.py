@@ -9,7 +9,7 @@ class Forward:
     version = "1"
     timeout = 900
     # One round: each round is a new process that pays torch.compile again. Use
-    # `asv run -a rounds=2` (or `asv continuous`, which interleaves) for tighter numbers.
+    # `asv run -a rounds=3` (or `asv continuous`, which interleaves) for tighter numbers.
     rounds = 1
     repeat = (5, 20, 10.0)
     warmup_time = 0.5

@@ -8,11 +8,19 @@ import time
 
 import torch
 
-from unet_decoder import measure
-from unet_decoder.accuracy import pixel_agreement, relative_error
-from unet_decoder.optimize import optimize
+from unet_decoder import optimize
 
-from .common import ENCODERS, FLAG_SETS, THREADS, example_input, model, resolve
+from .common import (
+    ENCODERS,
+    FLAG_SETS,
+    THREADS,
+    example_input,
+    measure,
+    model,
+    pixel_agreement,
+    relative_error,
+    resolve,
+)
 
 
 def _measure_all():

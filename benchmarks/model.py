@@ -2,9 +2,7 @@
 
 import torch
 
-from unet_decoder import measure
-
-from .common import ENCODERS, THREADS, example_input, model
+from .common import ENCODERS, THREADS, example_input, measure, model
 
 
 class Model:

@@ -118,3 +118,98 @@ def test_peers_add_smp_rows_to_the_same_table(tmp_path):
     peers = [r for r in rows if r["model"] == "smp.Unet"]
     assert [r["flags"] for r in peers] == ["none", "channels_last+compile+inference_mode"]
     assert peers[1]["max_rel_error"] <= 1e-4
+
+
+def test_help_and_usage_errors_do_not_import_torch():
+    """`--help` and a mistyped option answer at once: torch, timm and asv are not imported."""
+    code = (
+        "import sys\n"
+        "from unet_decoder.cli import main\n"
+        "for argv in (['--help'], ['bench', '--nope'], ['gate', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted({'torch', 'timm', 'torchvision', 'asv'} & set(sys.modules))\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "HEAVY []" in done.stderr, done.stderr[-2000:]
+    assert "usage: unet-decoder" in done.stdout
+
+
+def _result(encoders, flags):
+    machine = {"threads": 2, "torch": "2.14.1", "cores": 2, "cpu": "x", "load_before": 0.1,
+               "others_cpu_pct": 1.0}  # fmt: skip
+    rows = [
+        dict(encoder=e, model="unet_decoder", flags=f, median_ms=111.7, iqr_ms=3.3, samples=10,
+             speedup=1.0, gflops=123, peak_pct=60, peak_mb=91, max_rel_error=4.1e-7,
+             pixel_agreement=1.0, setup_s=9.1, within_budget=True, budget=1e-4)
+        for e in encoders for f in flags
+    ]  # fmt: skip
+    return {"machine": machine, "input": {"batch": 1, "channels": 3, "size": 256},
+            "conv_peak_gflops": 207.0, "rows": rows}  # fmt: skip
+
+
+@pytest.mark.parametrize("encoders", [["resnet18"], ["resnet34", "efficientnet_b0"]])
+def test_the_table_fits_80_columns_and_cuts_no_cell(encoders):
+    from rich.console import Console
+
+    from unet_decoder.tracking.report import print_table
+
+    longest = "reparam+fuse_bn+channels_last+compile+inference_mode"
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    print_table(_result(encoders, ["none", longest]), console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text
+    for flag in longest.split("+"):  # wrapped after a '+', never cut inside a name
+        assert flag in text
+    for encoder in encoders:
+        assert encoder in text
+
+
+def test_busy_machine_and_wide_spread_are_warned_under_the_table():
+    from unet_decoder.tracking.report import warnings_for
+
+    quiet = _result(["resnet18"], ["none"])
+    assert warnings_for(quiet) == []
+    busy = _result(["resnet18"], ["none"])
+    busy["machine"].update(load_before=1.9, others_cpu_pct=40.0)
+    busy["rows"][0]["iqr_ms"] = 30.0
+    notes = " ".join(warnings_for(busy))
+    assert "load average 1.90" in notes and "40%" in notes and "spread over 10%" in notes
+
+
+def test_bench_on_a_pipe_logs_progress_lines(tmp_path):
+    argv = [sys.executable, "-m", "unet_decoder.cli", "bench", *TINY, "--flags", "none"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "[1/2] conv peak" in done.stderr and "[2/2] test_resnet none" in done.stderr
+    assert "test_resnet" in done.stdout and "median ms" in done.stdout
+
+
+def test_unknown_encoder_suggests_the_family_first(capsys):
+    assert main(["bench", "--encoders", "resnet_nope"]) == 2
+    err = capsys.readouterr().err
+    assert "resnet18" in err and "resnet34" in err and "tresnet" not in err
+
+
+def test_cpu_taken_by_neighbours_is_measured_and_our_children_are_not():
+    """The busy-machine guard: a neighbour's busy loop shows; our own subprocesses do not."""
+    import time
+
+    from unet_decoder.tracking.measure import OtherProcessesCPU
+
+    burn = "import time\nt = time.time()\nwhile time.time() - t < 2: pass"
+    watch = OtherProcessesCPU().start()
+    subprocess.run([sys.executable, "-c", burn], check=True)  # our child, like compile workers
+    ours = watch.stop()
+    # sh exits at once, so the burner is re-parented: a neighbour, not our descendant
+    subprocess.run(["sh", "-c", f"{sys.executable} -c '{burn}' >/dev/null 2>&1 &"], check=True)
+    watch = OtherProcessesCPU().start()
+    time.sleep(1.5)
+    neighbours = watch.stop()
+    assert ours is not None and neighbours is not None
+    assert ours < 15 < 25 < neighbours  # one of 2 cores busy is ~50%

@@ -2,7 +2,7 @@
 
 import pytest
 
-from unet_decoder.gate import run_gate
+from unet_decoder.tracking.gate import run_gate
 
 from .scratch import ScratchRepo
 
@@ -16,7 +16,7 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path):
     repo = ScratchRepo(tmp_path)
     base = repo.git("rev-parse", "HEAD").stdout.strip()
     repo.edit(
-        "unet_decoder/model.py",
+        "unet_decoder/model/unet.py",
         "        y = self.decoder(features)\n",
         "        for _ in range(4):  # the decoder 4 times: clearly slower than FACTOR\n"
         "            y = self.decoder(features)\n",

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from unet_decoder import UNet
-from unet_decoder.blocks import ConvBlock, UpBlock
+from unet_decoder.model.blocks import ConvBlock, UpBlock
 
 # One encoder of each kind the decoder must adapt to, kept tiny so the suite stays fast.
 ENCODER_KINDS = {

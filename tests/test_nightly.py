@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from unet_decoder.nightly import CorruptResultsError, check_results, run_nightly
+from unet_decoder.tracking.nightly import CorruptResultsError, check_results, run_nightly
 
 from .scratch import ScratchRepo
 

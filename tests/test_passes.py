@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from unet_decoder import FLAGS, FlagError, InputError, UNet, optimize
-from unet_decoder.accuracy import pixel_agreement, relative_error
-from unet_decoder.fusion import find_conv_bn_pairs, fold_conv_bn, multi_branch_blocks
-from unet_decoder.passes import (
+from unet_decoder.passes.accuracy import pixel_agreement, relative_error
+from unet_decoder.passes.fusion import find_conv_bn_pairs, fold_conv_bn, multi_branch_blocks
+from unet_decoder.passes.registry import (
     BF16_TOLERANCE,
     EXACT_TOLERANCE,
     INT8_MIN_PIXEL_AGREEMENT,

@@ -1,4 +1,13 @@
-"""A UNet decoder on any timm encoder, with optimization passes proven equal to fp32."""
+"""A UNet decoder on any timm encoder, with optimization passes proven equal to fp32.
+
+The public names are loaded on first use (PEP 562), so that `import unet_decoder.errors` or
+the command line's `--help` does not pay for importing torch and timm (~10 s).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     CheckpointError,
@@ -10,9 +19,31 @@ from .errors import (
     UNetDecoderError,
     WeightsUnavailableError,
 )
-from .model import UNet
-from .optimize import OptimizedModel, optimize
-from .passes import FLAGS, Pass
+
+if TYPE_CHECKING:
+    from .model import UNet
+    from .passes import FLAGS, OptimizedModel, Pass, optimize
+
+_LAZY = {
+    "UNet": ".model",
+    "FLAGS": ".passes",
+    "OptimizedModel": ".passes",
+    "Pass": ".passes",
+    "optimize": ".passes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "FLAGS",

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,8 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     gate = sub.add_parser(
         "gate",
         help="fail when HEAD is slower than BASE (asv continuous, both built in one job)",
-        description="Exit 0 if no benchmark is slower than --factor, 1 if one is, "
-        "1 too if a benchmark failed on either side.",
+        description="Run `asv continuous BASE HEAD`: both commits are built and installed in "
+        "their own virtualenvs for every torch release of asv.conf.json's matrix (each "
+        "environment ~5 GB on first build), measured in interleaved rounds, and compared. "
+        "Exit 0 if no benchmark is slower than --factor, 1 if one is, 1 too if a benchmark "
+        "failed on either side.",
     )
     gate.add_argument("base", help="the base commit or branch, e.g. main")
     gate.add_argument("head", help="the commit under test, e.g. HEAD")
@@ -66,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     nightly = sub.add_parser(
         "nightly",
         help="benchmark new commits and append their results to the results branch",
+        description="Run `asv run NEW` (or --commits) for every environment of asv.conf.json, "
+        "copy the results onto the --branch results branch (a worktree under .asv/; files "
+        "are added or updated, never deleted), commit them, and print benchmarks slower "
+        "than --factor between the two newest measured commits.",
     )
     nightly.add_argument("--machine", required=True, help="stable asv machine name")
     nightly.add_argument("--branch", default="asv-results", help="results branch (asv-results)")
@@ -79,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def nightly(args: argparse.Namespace) -> int:
-    from .nightly import run_nightly
+    from .tracking.nightly import run_nightly
 
     extra = [a for pattern in args.bench for a in ("-b", pattern)]
     report = run_nightly(
@@ -99,7 +107,7 @@ def nightly(args: argparse.Namespace) -> int:
 
 
 def gate(args: argparse.Namespace) -> int:
-    from .gate import run_gate, write_step_summary
+    from .tracking.gate import run_gate, write_step_summary
 
     if args.factor <= 1.0:
         raise UNetDecoderError(f"--factor must be above 1.0, got {args.factor}")
@@ -115,7 +123,7 @@ def gate(args: argparse.Namespace) -> int:
 
 
 def asv_offline(args: argparse.Namespace) -> int:
-    from .dashboard import make_offline
+    from .tracking.dashboard import make_offline
 
     replaced = make_offline(args.html_dir)
     print(f"{args.html_dir}/index.html now loads {len(replaced)} libraries from ./vendor")
@@ -153,38 +161,55 @@ def _validate(args: argparse.Namespace) -> None:
         _check_output(path, option)
 
 
+class _LogLines:
+    """Progress as plain lines on stderr, for pipes and CI logs where a bar would be invisible."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.done = 0
+
+    def __call__(self, label: str, total: int) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.start
+        print(f"[{self.done}/{total}] {label} ({elapsed:.0f} s elapsed)", file=sys.stderr,
+              flush=True)  # fmt: skip
+
+
 def bench(args: argparse.Namespace) -> int:
     import warnings
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .bench import run_bench
-    from .report import print_table, to_csv, to_json, to_png, write_atomically
+    from .tracking.bench import run_bench
+    from .tracking.report import print_table, to_csv, to_json, to_png, write_atomically
 
     warnings.filterwarnings("ignore", category=UserWarning)
     logging.getLogger("torch").setLevel(logging.ERROR)  # inductor's notes are not results
     console = Console()
-    if not console.is_terminal:
-        console = Console(width=170)  # piped or logged: keep one line per row
-    with Progress(
-        TextColumn("{task.description:<52}"), BarColumn(),
-        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("building models", total=None)
+    options = dict(
+        size=args.size, batch=args.batch, threads=args.threads, peers=args.peers,
+        min_seconds=args.min_seconds,
+    )  # fmt: skip
+    stderr = Console(stderr=True)
+    if not stderr.is_terminal:
+        result = run_bench(args.encoders, args.flags, progress=_LogLines(), **options)
+    else:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(bar_width=20),
+            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+            console=stderr, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("building models", total=None)
 
-        def progress(label: str, total: int) -> None:
-            if bar.tasks[0].total is None:
-                bar.update(task, total=total, completed=0)
-            else:
-                bar.advance(task)
-            bar.update(task, description=label)
+            def progress(label: str, total: int) -> None:
+                if bar.tasks[0].total is None:
+                    bar.update(task, total=total, completed=0)
+                else:
+                    bar.advance(task)
+                bar.update(task, description=label)
 
-        result = run_bench(
-            args.encoders, args.flags, size=args.size, batch=args.batch, threads=args.threads,
-            peers=args.peers, min_seconds=args.min_seconds, progress=progress,
-        )  # fmt: skip
+            result = run_bench(args.encoders, args.flags, progress=progress, **options)
     print_table(result, console)
     outputs = ((args.json, to_json), (args.csv, to_csv), (args.plot, to_png))
     for path, render in outputs:

@@ -11,9 +11,9 @@ import re
 import shutil
 from pathlib import Path
 
-from .errors import UNetDecoderError
+from ..errors import UNetDecoderError
 
-VENDOR = Path(__file__).with_name("asv_www_vendor")
+VENDOR = Path(__file__).with_name("www")
 LOCAL_DIR = "vendor"
 
 #: CDN file name (the URL's last part) -> vendored file.

@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UNetDecoderError
+from ..errors import UNetDecoderError
 
 
 class CorruptResultsError(UNetDecoderError):

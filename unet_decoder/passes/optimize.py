@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from .errors import FlagError, InputError
-from .passes import CONFLICTS, FLAGS, Pass, Pipeline, inductor_config, no_grad_context
+from ..errors import FlagError, InputError
+from .registry import CONFLICTS, FLAGS, Pass, Pipeline, inductor_config, no_grad_context
 
 
 def parse_flags(flags: str | Iterable[str] | None) -> list[str]:

@@ -128,3 +128,69 @@ def machine_info() -> dict[str, object]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+class OtherProcessesCPU:
+    """CPU time other processes took while a block ran, as % of all cores (Linux).
+
+    The load average cannot say this: during a benchmark it counts the benchmark itself.
+    /proc/stat's busy time minus this process's own time is what the neighbours took.
+    """
+
+    def __init__(self) -> None:
+        self.percent: float | None = None
+
+    @staticmethod
+    def _own_ticks() -> int:
+        """CPU ticks of this process, its reaped children and its live descendants (inductor's
+        compile workers are subprocesses: their time is ours, not a neighbour's)."""
+        stats: dict[int, list[str]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except (OSError, IndexError):
+                    continue
+        children: dict[int, list[int]] = {}
+        for pid, fields in stats.items():
+            children.setdefault(int(fields[1]), []).append(pid)
+        me = os.getpid()
+        total = sum(int(v) for v in stats[me][13:15])  # cutime + cstime: reaped children
+        todo = [me]
+        while todo:
+            pid = todo.pop()
+            total += int(stats[pid][11]) + int(stats[pid][12])  # utime + stime, all threads
+            todo.extend(children.get(pid, []))
+        return total
+
+    @classmethod
+    def _read(cls) -> tuple[int, int, int] | None:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            mine = cls._own_ticks()
+        except (OSError, ValueError, IndexError, KeyError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        total = sum(fields[:8])
+        return total, total - idle, mine
+
+    def start(self) -> OtherProcessesCPU:
+        self._start = self._read()
+        return self
+
+    def stop(self) -> float | None:
+        end = self._read()
+        if self._start is None or end is None or end[0] <= self._start[0]:
+            return None
+        total = end[0] - self._start[0]
+        others = (end[1] - self._start[1]) - (end[2] - self._start[2])
+        self.percent = max(0.0, 100.0 * others / total)
+        return self.percent

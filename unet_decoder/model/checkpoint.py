@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError, CheckpointNotFoundError
+from ..errors import CheckpointError, CheckpointNotFoundError
 
 #: Top-level prefixes of a whole-UNet state dict (what `UNet.state_dict()` writes).
 MODEL_PREFIXES = ("encoder.", "decoder.", "head.")

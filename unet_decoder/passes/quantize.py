@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from .errors import FlagError
+from ..errors import FlagError
 
 
 def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.Module:

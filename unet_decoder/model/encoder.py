@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,18 +18,41 @@ import timm
 import torch
 from torch import nn
 
-from .errors import EncoderError
+from ..errors import EncoderError
 
 MAX_LEVELS = 5
 
 
+def _family(name: str) -> str:
+    """'resnet' for resnet34d, 'efficientnet' for efficientnet_b0: the leading letters."""
+    match = re.match(r"[a-z]+", name)
+    return match.group(0) if match else name
+
+
+def _simplest_first(name: str) -> tuple[int, int, str]:
+    return name.count("_"), len(name), name
+
+
 def suggest_encoders(name: str, n: int = 5) -> list[str]:
-    """Close matches among timm's architectures, for the 'did you mean' of an unknown name."""
+    """The timm names a person most likely meant, for the 'did you mean' of an unknown name.
+
+    Ranked: names that start with what was typed; names it starts with (resnet34d_x ->
+    resnet34d); close spellings in the same family; the family's plain members (resnet18,
+    resnet34 for resnet_nope); then any close spelling. Plain difflib alone ranks
+    resnet50_gn and tresnet_m above resnet34 for 'resnet_nope'.
+    """
+    typed = name.lower().replace("-", "_")
     names = timm.list_models()
-    matches = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
-    if not matches:
-        matches = [m for m in names if name.lower() in m][:n]
-    return matches
+    family = _family(typed)
+    members = sorted((m for m in names if _family(m) == family), key=_simplest_first)
+    ranked = [
+        *sorted((m for m in names if m.startswith(typed)), key=_simplest_first),
+        *sorted((m for m in names if typed.startswith(m)), key=len, reverse=True),
+        *difflib.get_close_matches(typed, members, n=n, cutoff=0.75),
+        *members,
+        *difflib.get_close_matches(typed, names, n=n, cutoff=0.6),
+    ]
+    return list(dict.fromkeys(ranked))[:n]
 
 
 def _check_known(name: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .errors import UNetDecoderError
+from ..errors import UNetDecoderError
 
 
 class PeerUnavailableError(UNetDecoderError, ImportError):

@@ -12,12 +12,20 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .accuracy import pixel_agreement, relative_error
-from .errors import FlagError
-from .measure import conv_peak_gflops, count_flops, forward_peak_mb, machine_info, time_call
-from .model import UNet
-from .optimize import check_applicable, flags_label, optimize, parse_flags
-from .passes import FLAGS
+from ..errors import FlagError
+from ..model import UNet
+from ..passes.accuracy import pixel_agreement, relative_error
+from ..passes.optimize import check_applicable, flags_label, optimize, parse_flags
+from ..passes.registry import FLAGS
+from .measure import (
+    OtherProcessesCPU,
+    conv_peak_gflops,
+    count_flops,
+    forward_peak_mb,
+    load_average,
+    machine_info,
+    time_call,
+)
 
 BEST_EXACT = ["reparam", "fuse_bn", "channels_last", "inference_mode"]
 
@@ -123,6 +131,8 @@ def run_bench(
     def step(label: str) -> None:
         report(label, total)
 
+    load_before = load_average()
+    neighbours = OtherProcessesCPU().start()
     step("conv peak")
     conv_peak = conv_peak_gflops(min_seconds=min_seconds)
     torch.manual_seed(0)
@@ -161,7 +171,7 @@ def run_bench(
             if row.encoder == name:
                 row.speedup = baseline / row.median_ms
     machine = machine_info()
-    machine["threads"] = threads
+    machine.update(threads=threads, load_before=load_before, others_cpu_pct=neighbours.stop())
     return {
         "machine": machine,
         "input": {"batch": batch, "channels": 3, "size": size},

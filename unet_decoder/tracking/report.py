@@ -13,11 +13,17 @@ import os
 import tempfile
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from ..passes.registry import EXACT_TOLERANCE
 from .bench import fastest_within_budget
-from .passes import EXACT_TOLERANCE
+
+#: Load average per core above which a measurement is flagged as noise.
+BUSY_LOAD_PER_CORE = 0.5
+#: Share of all cores used by other processes while measuring, above which rows are noise.
+BUSY_OTHERS_PCT = 15.0
 
 COLUMNS = ("encoder", "model", "flags", "median_ms", "iqr_ms", "speedup", "gflops", "peak_pct",
            "peak_mb", "max_rel_error", "pixel_agreement", "setup_s")  # fmt: skip
@@ -77,29 +83,82 @@ def to_png(result: dict) -> bytes:
     return buffer.getvalue()
 
 
+def _wrap_flags(label: str, width: int) -> str:
+    """Break a long flag set after a '+', so the table fits a narrow terminal."""
+    lines, line = [], ""
+    for part in label.split("+"):
+        piece = part if not line else "+" + part
+        if line and len(line) + len(piece) > width:
+            lines.append(line + "+")
+            line = part
+        else:
+            line += piece
+    return "\n".join([*lines, line])
+
+
+def warnings_for(result: dict) -> list[str]:
+    """Why the numbers may be noise: a busy machine before or during the run, a wide spread."""
+    notes = []
+    machine = result["machine"]
+    cores = machine.get("cores") or 1
+    load = machine.get("load_before")
+    if load is not None and load > BUSY_LOAD_PER_CORE * cores:
+        notes.append(
+            f"the machine was busy before measuring (load average {load:.2f} on {cores} cores)."
+        )
+    others = machine.get("others_cpu_pct")
+    if others is not None and others > BUSY_OTHERS_PCT:
+        notes.append(
+            f"other processes used {others:.0f}% of the CPU while measuring: these numbers "
+            "are noise; rerun on a quiet machine."
+        )
+    noisy = [r for r in result["rows"] if r["median_ms"] and r["iqr_ms"] / r["median_ms"] > 0.10]
+    if noisy:
+        names = ", ".join(f"{r['encoder']} {r['flags']}" for r in noisy[:4])
+        notes.append(
+            f"{len(noisy)} row(s) spread over 10% (IQR/median): {names}; "
+            "rerun them with --min-seconds 3."
+        )
+    return notes
+
+
 def print_table(result: dict, console: Console | None = None) -> None:
+    """The bench table; fits an 80-column terminal (flag sets wrap after a '+')."""
     console = console or Console()
-    inp = result["input"]
-    table = Table(
-        title=f"unet-decoder bench: {inp['batch']}x{inp['channels']}x{inp['size']}x{inp['size']}, "
-        f"{result['machine']['threads']} threads, torch {result['machine']['torch']}"
+    inp, machine = result["input"], result["machine"]
+    rows = result["rows"]
+    encoders = list(dict.fromkeys(r["encoder"] for r in rows))
+    one_encoder = len(encoders) == 1
+    narrow = console.width < 130
+    flags_width = 22 if narrow else 60
+    title = (
+        f"{encoders[0] + ', ' if one_encoder else ''}"
+        f"{inp['batch']}x{inp['channels']}x{inp['size']}x{inp['size']}, "
+        f"{machine['threads']} threads, torch {machine['torch']}"
     )
-    for name in ("encoder", "model", "flags", "median ms (IQR)", "speedup", "GFLOP/s",
-                 "% conv peak", "peak MB", "rel err", "setup s"):  # fmt: skip
-        text = name in ("encoder", "model", "flags")
-        table.add_column(name, justify="left" if text else "right", no_wrap=True)
-    for r in result["rows"]:
-        error = f"{r['max_rel_error']:.1e}" + ("" if r["within_budget"] else " !")
-        peak_mb = "n/a" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
-        table.add_row(
-            r["encoder"], r["model"], r["flags"], f"{r['median_ms']:.1f} ({r['iqr_ms']:.1f})",
-            f"{r['speedup']:.2f}x", f"{r['gflops']:.0f}", f"{r['peak_pct']:.0f}%", peak_mb,
-            error, f"{r['setup_s']:.1f}",
-        )  # fmt: skip
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
+    headers = ["flags", "median ms\n(IQR)", "speed-\nup", "GFLOP\n/s", "% conv\npeak",
+               "peak\nMB", "rel err", "setup\ns"]  # fmt: skip
+    for name in headers:
+        table.add_column(name, justify="left" if name == "flags" else "right", no_wrap=True)
+    for encoder in encoders:
+        if not one_encoder:  # a heading row per encoder instead of a column: 80 columns fit
+            table.add_row(f"[bold]{encoder}[/bold]", *[""] * (len(headers) - 1))
+        for r in (r for r in rows if r["encoder"] == encoder):
+            error = f"{r['max_rel_error']:.1e}" + ("" if r["within_budget"] else "!")
+            peak_mb = "n/a" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
+            label = r["flags"] if r["model"] == "unet_decoder" else f"{r['model']}: {r['flags']}"
+            indent = "" if one_encoder else "  "
+            wrapped = _wrap_flags(label, flags_width).replace("\n", "\n" + indent + "  ")
+            table.add_row(
+                indent + wrapped, f"{r['median_ms']:.1f} ({r['iqr_ms']:.1f})",
+                f"{r['speedup']:.2f}x", f"{r['gflops']:.0f}", f"{r['peak_pct']:.0f}%", peak_mb,
+                error, f"{r['setup_s']:.1f}",
+            )  # fmt: skip
     console.print(table)
     console.print(
-        f"conv peak (3x3 channels_last conv, same run): {result['conv_peak_gflops']:.0f} GFLOP/s; "
-        "'!' marks an error over the flags' budget."
+        f"conv peak (3x3 channels_last conv, same run): {result['conv_peak_gflops']:.0f} GFLOP/s."
+        " speed-up: against plain fp32 eager; '!': error over the flags' budget."
     )
     best = fastest_within_budget(result)
     if best is not None:
@@ -108,8 +167,10 @@ def print_table(result: dict, console: Console | None = None) -> None:
             f"[bold]{best['flags']}[/bold] at {best['median_ms']:.1f} ms "
             f"({best['speedup']:.2f}x plain fp32 eager, rel err {best['max_rel_error']:.1e})"
         )
-    for encoder in dict.fromkeys(r["encoder"] for r in result["rows"]):
-        _print_peer_comparison(console, [r for r in result["rows"] if r["encoder"] == encoder])
+    for encoder in encoders:
+        _print_peer_comparison(console, [r for r in rows if r["encoder"] == encoder])
+    for note in warnings_for(result):
+        console.print(f"[bold yellow]warning:[/bold yellow] {note}")
 
 
 def _print_peer_comparison(console: Console, rows: list[dict]) -> None:

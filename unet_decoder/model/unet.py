@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import CheckpointError, ConfigError, InputError, WeightsUnavailableError
 from .checkpoint import is_whole_model, mismatch_message, parse_load_error, read_state_dict
 from .decoder import UNetDecoder
 from .encoder import TimmEncoder
-from .errors import CheckpointError, ConfigError, InputError, WeightsUnavailableError
 
 DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32)
 
