@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY_GRID = {
     "UNET_BENCH_ENCODERS": "test_resnet",
     "UNET_BENCH_FLAGS": "none,fuse_bn+channels_last,reparam",
-    "UNET_BENCH_SIZE": "64",
+    "UNET_BENCH_SIZE": "128",
     "UNET_BENCH_THREADS": "1",
 }
 

@@ -81,7 +81,6 @@ def _head() -> str:
     ).stdout.strip()
 
 
-@pytest.mark.slow
 def _chromium_or_skip() -> str:
     """Debian's Chromium, or a skip that says how to get it; in CI (.ci/run) a failure."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -93,6 +92,7 @@ def _chromium_or_skip() -> str:
     pytest.skip(reason)
 
 
+@pytest.mark.slow
 def test_quick_run_publishes_a_dashboard_whose_graphs_have_points(tmp_path):
     config = _asv_config(tmp_path)
     common = ["--config", str(config)]
@@ -110,7 +110,10 @@ def test_quick_run_publishes_a_dashboard_whose_graphs_have_points(tmp_path):
     assert len(results) == 1
     saved = json.loads(results[0].read_text())["results"]
     assert {"forward.Forward.time_forward", "metrics.Metrics.track_relative_error",
-            "model.Model.track_params"} <= saved.keys()  # fmt: skip
+            "metrics.Metrics.track_miou", "model.Model.track_params"} <= saved.keys()  # fmt: skip
+    # accuracy is tracked on trained weights: the plain model really segments the task
+    miou_none = saved["metrics.Metrics.track_miou"][0][0]
+    assert miou_none >= 0.7, miou_none  # test_resnet at 128 px; 0.9 at 256 px
     publish = _asv(["publish"] + common, tmp_path)
     assert publish.returncode == 0, publish.stdout[-3000:]
     from unet_decoder.cli import main
@@ -168,3 +171,36 @@ def test_asv_builds_each_commit_and_measures_its_own_code(tmp_path):
             values[data["commit_hash"][:8]] = data["results"]["model.Model.track_params"][0][0]
     assert {original, config_only, changed} <= values.keys(), run.stdout[-3000:]
     assert values[original] == values[config_only] > values[changed]
+
+
+@pytest.mark.slow
+def test_your_checkpoint_is_tracked_in_its_own_series(tmp_path, trained_test_resnet):
+    """UNET_BENCH_CHECKPOINT: your weights on your images, labelled by the file's hash."""
+    import hashlib
+
+    from .test_cli import _write_task_as_files
+
+    _write_task_as_files(tmp_path, 8)
+    config = _asv_config(tmp_path)
+    common = ["--config", str(config)]
+    assert _asv(["machine", "--yes", "--machine", "ci"] + common, tmp_path).returncode == 0
+    user_env = {
+        "UNET_BENCH_CHECKPOINT": str(trained_test_resnet.path),
+        "UNET_BENCH_ENCODER": "test_resnet",
+        "UNET_BENCH_IMAGES": str(tmp_path / "images"),
+        "UNET_BENCH_MASKS": str(tmp_path / "masks"),
+    }
+    run = _asv(
+        ["run", "--quick", "-E", f"existing:{sys.executable}", "--set-commit-hash", _head(),
+         "--machine", "ci", "--show-stderr", "-b", "UserModel"] + common,
+        tmp_path, extra_env=user_env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:]
+    results = [p for p in (tmp_path / "results" / "ci").glob("*.json") if p.name != "machine.json"]
+    saved = json.loads(results[0].read_text())["results"]
+    digest = hashlib.sha256(trained_test_resnet.path.read_bytes()).hexdigest()[:12]
+    values, params = saved["user.UserModel.track_miou"][:2]
+    assert params[0] == [repr(f"{trained_test_resnet.path.stem}@{digest}")]
+    assert params[1][0] == "'none'" and values[0] >= 0.7  # test_resnet at 128 px
+    agreement = saved["user.UserModel.track_pixel_agreement"][0]
+    assert agreement[0] == 100.0 and agreement[1] >= 99.9  # none; fuse_bn+channels_last

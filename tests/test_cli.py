@@ -186,6 +186,7 @@ def test_bench_on_a_pipe_logs_progress_lines(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    # training notes (first run on a machine) come between, unnumbered
     assert "[1/2] conv peak" in done.stderr and "[2/2] test_resnet none" in done.stderr
     assert "test_resnet" in done.stdout and "median ms" in done.stdout
 
@@ -213,3 +214,71 @@ def test_cpu_taken_by_neighbours_is_measured_and_our_children_are_not():
     neighbours = watch.stop()
     assert ours is not None and neighbours is not None
     assert ours < 15 < 25 < neighbours  # one of 2 cores busy is ~50%
+
+
+def _write_task_as_files(folder, n, with_masks=True):
+    """n task images as PNGs a user would have (ImageNet-normalized on load), and masks."""
+    import numpy as np
+    from PIL import Image
+
+    from unet_decoder.training import make_batch
+    from unet_decoder.training.images import IMAGENET_MEAN, IMAGENET_STD
+    from unet_decoder.training.task import HELD_OUT_SEED
+
+    batch = make_batch(n, 128, seed=HELD_OUT_SEED)
+    mean = np.array(IMAGENET_MEAN).reshape(3, 1, 1)
+    std = np.array(IMAGENET_STD).reshape(3, 1, 1)
+    (folder / "images").mkdir()
+    (folder / "masks").mkdir()
+    for i, (image, mask) in enumerate(zip(batch.images.numpy(), batch.masks.numpy(), strict=True)):
+        pixels = np.clip((image * std + mean) * 255, 0, 255).round().astype(np.uint8)
+        Image.fromarray(pixels.transpose(1, 2, 0)).save(folder / "images" / f"{i:02d}.png")
+        if with_masks:
+            Image.fromarray(mask.astype(np.uint8), mode="L").save(folder / "masks" / f"{i:02d}.png")
+
+
+def test_bench_on_your_checkpoint_and_images_reports_agreement_and_miou(
+    tmp_path, trained_test_resnet
+):
+    _write_task_as_files(tmp_path, 8)
+    out = tmp_path / "r.json"
+    argv = ["bench", "--encoders", "test_resnet", "--size", "128", "--min-seconds", "0.05",
+            "--flags", "none", "bf16", "--checkpoint", str(trained_test_resnet.path),
+            "--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"),
+            "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert "6 held-out image(s)" in result["weights"]["test_resnet"]  # 2 of 8 calibrate
+    plain, bf16 = result["rows"]
+    assert plain["miou"] >= 0.75 and plain["pixel_agreement"] == 1.0  # test_resnet, 128 px
+    assert bf16["within_budget"] and bf16["miou"] >= 0.75
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--images", "{tmp}/nope"], "is not a folder"),
+        (["--images", "{tmp}/empty"], "holds no image files"),
+        (["--images", "{tmp}/images", "--masks", "{tmp}/empty"], "holds no image files"),
+        (["--images", "{tmp}/images", "--masks", "{tmp}/short"], "no mask for"),
+        (["--masks", "{tmp}/masks"], "--masks needs --images"),
+        (["--encoders", "test_resnet,test_efficientnet"], "one --encoders"),
+    ],
+    ids=["no-folder", "empty", "empty-masks", "missing-mask", "masks-alone", "two-encoders"],
+)
+def test_bad_user_data_is_one_line_and_exit_code_2(tmp_path, capsys, extra, message):
+    from safetensors.torch import save_file
+
+    from unet_decoder import UNet
+
+    _write_task_as_files(tmp_path, 4)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "short").mkdir()  # masks for some images only
+    (tmp_path / "short" / "03.png").write_bytes((tmp_path / "masks" / "03.png").read_bytes())
+    checkpoint = tmp_path / "w.safetensors"
+    save_file(UNet("test_resnet", num_classes=4).state_dict(), str(checkpoint))
+    argv = ["bench", "--encoders", "test_resnet", "--size", "64", "--flags", "none",
+            "--checkpoint", str(checkpoint)]  # fmt: skip
+    assert main(argv + [a.format(tmp=tmp_path) for a in extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0, err

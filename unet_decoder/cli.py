@@ -43,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="add smp's Unet on the same encoder, eager and compiled")  # fmt: skip
     bench.add_argument("--min-seconds", type=float, default=1.0,
                        help="time each row for at least this long (1.0)")  # fmt: skip
+    bench.add_argument(
+        "--weights", choices=("synthetic", "random"), default="synthetic",
+        help="synthetic: train each encoder on the built-in shapes task first (once per "
+        "machine, cached), so accuracy has real margins; random: random init (default: "
+        "synthetic)",
+    )  # fmt: skip
+    bench.add_argument("--checkpoint", type=Path,
+                       help="your UNet weights (.safetensors/.pt), for one --encoders")  # fmt: skip
+    bench.add_argument("--images", type=Path,
+                       help="folder of your images: the first quarter calibrates int8, the "
+                       "rest are held out for agreement and mIoU")  # fmt: skip
+    bench.add_argument("--masks", type=Path,
+                       help="folder of class-index PNG masks, same stems as images")  # fmt: skip
     bench.add_argument("--json", type=Path, help="write results as JSON")
     bench.add_argument("--csv", type=Path, help="write results as CSV")
     bench.add_argument("--plot", type=Path, help="write a PNG bar chart of speedups")
@@ -169,6 +182,9 @@ class _LogLines:
         self.done = 0
 
     def __call__(self, label: str, total: int) -> None:
+        if total == 0:  # a note inside a step (training), not a step of its own
+            print(f"      {label}", file=sys.stderr, flush=True)
+            return
         self.done += 1
         elapsed = time.perf_counter() - self.start
         print(f"[{self.done}/{total}] {label} ({elapsed:.0f} s elapsed)", file=sys.stderr,
@@ -189,7 +205,8 @@ def bench(args: argparse.Namespace) -> int:
     console = Console()
     options = dict(
         size=args.size, batch=args.batch, threads=args.threads, peers=args.peers,
-        min_seconds=args.min_seconds,
+        min_seconds=args.min_seconds, weights=args.weights, checkpoint=args.checkpoint,
+        images=args.images, masks=args.masks,
     )  # fmt: skip
     stderr = Console(stderr=True)
     if not stderr.is_terminal:
@@ -203,6 +220,9 @@ def bench(args: argparse.Namespace) -> int:
             task = bar.add_task("building models", total=None)
 
             def progress(label: str, total: int) -> None:
+                if total == 0:  # a note inside a step (training)
+                    bar.update(task, description=label)
+                    return
                 if bar.tasks[0].total is None:
                     bar.update(task, total=total, completed=0)
                 else:

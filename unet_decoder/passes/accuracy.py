@@ -20,8 +20,26 @@ def relative_error(output: torch.Tensor, reference: torch.Tensor) -> float:
 
 def pixel_agreement(output: torch.Tensor, reference: torch.Tensor) -> float:
     """Share of pixels whose predicted class is unchanged (sign of the logit for one class)."""
-    if output.shape[1] == 1:
-        same = (output > 0) == (reference > 0)
-    else:
-        same = output.argmax(1) == reference.argmax(1)
+    same = predicted_classes(output) == predicted_classes(reference)
     return same.double().mean().item()
+
+
+def predicted_classes(logits: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) class indices: argmax over classes, or the logit's sign for one class."""
+    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
+
+
+def mean_iou(logits: torch.Tensor, masks: torch.Tensor, num_classes: int) -> float:
+    """Mean intersection over union against ground-truth masks, over the classes present.
+
+    A class absent from both prediction and truth is left out rather than counted as a
+    perfect 1.0, which would flatter a model on a small set.
+    """
+    predicted = predicted_classes(logits)
+    ious = []
+    for c in range(num_classes):
+        truth, guess = masks == c, predicted == c
+        union = (truth | guess).sum().item()
+        if union:
+            ious.append((truth & guess).sum().item() / union)
+    return sum(ious) / len(ious) if ious else float("nan")

@@ -21,6 +21,16 @@ EXACT_TOLERANCE = 1e-4
 BF16_TOLERANCE = 3e-2
 INT8_TOLERANCE = 5e-2
 INT8_MIN_PIXEL_AGREEMENT = 0.98
+#: Share of pixels whose class must not change, on trained weights and held-out images.
+EXACT_MIN_PIXEL_AGREEMENT = 0.999
+BF16_MIN_PIXEL_AGREEMENT = 0.99
+
+
+def min_agreement(tolerance: float) -> float:
+    """The agreement floor that goes with an error budget: the looser, the lower."""
+    if tolerance <= EXACT_TOLERANCE:
+        return EXACT_MIN_PIXEL_AGREEMENT
+    return BF16_MIN_PIXEL_AGREEMENT if tolerance <= BF16_TOLERANCE else INT8_MIN_PIXEL_AGREEMENT
 
 
 @dataclass

@@ -1,22 +1,27 @@
 """The engine of `unet-decoder bench`: every flag set of every encoder, measured in one process.
 
-Each row is measured the same way: optimize (setup timed apart), then a median of many calls,
-the forward's own peak memory, and its error against the plain fp32 eager model on the same
-input. The machine's conv peak is measured in the same run, so '% of peak' is honest here.
+Each row is measured the same way: optimize (setup timed apart, int8 calibrated on images the
+row is not judged on), then a median of many calls, the forward's own peak memory, and the
+accuracy on held-out images against the plain fp32 eager model (relative error, pixel
+agreement) and against the ground truth (mIoU) when there is one. By default the models are
+trained on the synthetic task first (once per machine, cached): on random-init weights every
+pass "agrees" with fp32 because the model predicts one class everywhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
+from torch import nn
 
-from ..errors import FlagError
+from ..errors import FlagError, UNetDecoderError
 from ..model import UNet
-from ..passes.accuracy import pixel_agreement, relative_error
+from ..passes.accuracy import mean_iou, pixel_agreement, relative_error
 from ..passes.optimize import check_applicable, flags_label, optimize, parse_flags
-from ..passes.registry import FLAGS
+from ..passes.registry import FLAGS, min_agreement
 from .measure import (
     OtherProcessesCPU,
     conv_peak_gflops,
@@ -28,6 +33,10 @@ from .measure import (
 )
 
 BEST_EXACT = ["reparam", "fuse_bn", "channels_last", "inference_mode"]
+WEIGHTS = ("synthetic", "random")
+CALIBRATION_IMAGES = 8
+
+Progress = Callable[[str, int], None]
 
 
 def default_flag_sets(model: torch.nn.Module) -> list[list[str]]:
@@ -59,28 +68,110 @@ class Row:
     peak_mb: float | None
     max_rel_error: float
     pixel_agreement: float
+    miou: float | None
     setup_s: float
     within_budget: bool
     budget: float
+    min_agreement: float
+
+
+@dataclass
+class Subject:
+    """One encoder's model and the images its rows are timed, calibrated and judged on."""
+
+    encoder: str
+    model: nn.Module
+    weights: str  # how the model got its weights, for the table and the JSON
+    calibration: list[torch.Tensor]
+    held_out: list[torch.Tensor]  # batches of the benchmark's batch size
+    masks: torch.Tensor | None  # ground truth of the held-out images, when there is one
+    num_classes: int
+
+    @property
+    def timing_input(self) -> torch.Tensor:
+        return self.held_out[0]
+
+
+def _batches(images: torch.Tensor, batch: int, what: str) -> list[torch.Tensor]:
+    if len(images) < batch:
+        raise UNetDecoderError(f"{what} has {len(images)} images, fewer than --batch {batch}.")
+    return [images[i : i + batch] for i in range(0, len(images) - batch + 1, batch)]
+
+
+def _synthetic_subject(
+    encoder: str, size: int, batch: int, progress: Callable[[str], None]
+) -> Subject:
+    from ..training import NUM_CLASSES, TASK_NAME, make_batch, trained_unet
+    from ..training.task import CALIBRATION_SEED, HELD_OUT_SEED
+    from ..training.train import HELD_OUT_IMAGES
+
+    def training(step: int, steps: int, loss: float) -> None:
+        if step == 1 or step % 25 == 0 or step == steps:
+            progress(f"training {encoder} on {TASK_NAME} (once per machine): step {step}/{steps}")
+
+    trained = trained_unet(encoder, progress=training)
+    n = batch * -(-HELD_OUT_IMAGES // batch)  # whole batches, at least the 16 images
+    held = make_batch(n, size, seed=HELD_OUT_SEED)
+    calibration = make_batch(max(CALIBRATION_IMAGES, batch), size, seed=CALIBRATION_SEED)
+    return Subject(
+        encoder, trained.model, f"trained on {TASK_NAME} (mIoU {trained.miou:.2f})",
+        _batches(calibration.images, batch, "calibration"), _batches(held.images, batch, "task"),
+        held.masks, NUM_CLASSES,
+    )  # fmt: skip
+
+
+def _random_subject(encoder: str, size: int, batch: int) -> Subject:
+    model = UNet(encoder).eval()
+    x = torch.randn(batch, model.in_chans, size, size, generator=torch.Generator().manual_seed(0))
+    return Subject(encoder, model, "random init", [x], [x], None, model.num_classes)
+
+
+def _checkpoint_subject(
+    encoder: str, checkpoint: Path, images: Path | None, masks: Path | None, size: int, batch: int
+) -> Subject:
+    from ..model.checkpoint import read_state_dict
+    from ..training.images import load_user_data
+
+    head = read_state_dict(checkpoint).get("head.weight")
+    num_classes = int(head.shape[0]) if head is not None else 1
+    model = UNet(encoder, num_classes=num_classes, checkpoint_path=checkpoint).eval()
+    if images is None:
+        x = torch.randn(batch, model.in_chans, size, size)
+        return Subject(encoder, model, f"{checkpoint.name}, random inputs", [x], [x], None,
+                       num_classes)  # fmt: skip
+    data = load_user_data(images, masks, size=size, in_chans=model.in_chans)
+    held = _batches(data.images, batch, f"--images {images} (held out)")
+    usable = len(held) * batch
+    return Subject(
+        encoder, model, f"{checkpoint.name} on {usable} held-out image(s) of {images}",
+        _batches(data.calibration, 1, "calibration"), held,
+        None if data.masks is None else data.masks[:usable], num_classes,
+    )  # fmt: skip
 
 
 def _measure(
-    model: torch.nn.Module,
+    model: nn.Module,
+    subject: Subject,
     reference: torch.Tensor,
     flags: list[str],
-    x: torch.Tensor,
     threads: int,
     flops: int,
     conv_peak: float,
     min_seconds: float,
 ) -> dict[str, object]:
-    run = optimize(model, flags, example_input=x, threads=threads)
+    x = subject.timing_input
+    run = optimize(model, flags, example_input=x, threads=threads, calibration=subject.calibration)
     timing = time_call(lambda: run(x), min_seconds=min_seconds)
     peak_mb = forward_peak_mb(lambda: run(x))
-    out = run(x)
+    out = torch.cat([run(b) for b in subject.held_out])
     error = relative_error(out, reference)
+    agreement = pixel_agreement(out, reference)
     budget = max((FLAGS[f].tolerance for f in flags), default=FLAGS["inference_mode"].tolerance)
+    floor = min_agreement(budget)
     gflops = flops / (timing.median_ms * 1e-3) / 1e9
+    miou = None
+    if subject.masks is not None and getattr(model, "num_classes", 0) == subject.num_classes:
+        miou = mean_iou(out, subject.masks, subject.num_classes)
     return dict(
         flags=run.label,
         median_ms=timing.median_ms,
@@ -90,10 +181,12 @@ def _measure(
         peak_pct=100 * gflops / conv_peak,
         peak_mb=peak_mb,
         max_rel_error=error,
-        pixel_agreement=pixel_agreement(out, reference),
+        pixel_agreement=agreement,
+        miou=miou,
         setup_s=run.setup_seconds,
-        within_budget=error <= budget,
+        within_budget=error <= budget and agreement >= floor,
         budget=budget,
+        min_agreement=floor,
     )
 
 
@@ -106,17 +199,33 @@ def run_bench(
     threads: int | None = None,
     peers: bool = False,
     min_seconds: float = 1.0,
-    progress: Callable[[str, int], None] | None = None,
+    weights: str = "synthetic",
+    checkpoint: str | Path | None = None,
+    images: str | Path | None = None,
+    masks: str | Path | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, object]:
     """Measure every (encoder, flag set); return {"machine": ..., "conv_peak_gflops", "rows"}.
 
-    `progress(label, total)` is called before each of the `total` steps.
+    `weights`: "synthetic" (trained on the built-in task, cached) or "random" (random init);
+    `checkpoint` (one encoder) loads the user's weights instead, judged on `images` (and
+    `masks`). `progress(label, total)` is called before each of the `total` steps.
     """
+    if weights not in WEIGHTS:
+        raise UNetDecoderError(f"--weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    if checkpoint is not None and len(encoders) != 1:
+        raise UNetDecoderError("--checkpoint holds one encoder's weights: give one --encoders.")
+    if (images is not None or masks is not None) and checkpoint is None:
+        raise UNetDecoderError("--images and --masks judge your own --checkpoint; give it too.")
+    if masks is not None and images is None:
+        raise UNetDecoderError("--masks needs --images (a mask per held-out image).")
+    load_before = load_average()  # before our own training raises it
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
-    models = {name: UNet(name).eval() for name in encoders}  # bad names fail before any timing
+    # bad names and inapplicable flags fail before any training or timing
+    plain = {name: UNet(name).eval() for name in encoders}
     plans: list[tuple[str, list[str]]] = []
-    for name, model in models.items():
+    for name, model in plain.items():
         sets = [parse_flags(s) for s in flag_sets] if flag_sets else default_flag_sets(model)
         for flags in sets:
             check_applicable(model, flags)
@@ -131,33 +240,47 @@ def run_bench(
     def step(label: str) -> None:
         report(label, total)
 
-    load_before = load_average()
+    def note(label: str) -> None:  # a message that is not one of the counted steps
+        report(label, 0)
+
+    subjects: dict[str, Subject] = {}
+    for name in encoders:
+        if checkpoint is not None:
+            subjects[name] = _checkpoint_subject(
+                name, Path(checkpoint), None if images is None else Path(images),
+                None if masks is None else Path(masks), size, batch,
+            )  # fmt: skip
+        elif weights == "synthetic":
+            subjects[name] = _synthetic_subject(name, size, batch, note)
+        else:
+            subjects[name] = _random_subject(name, size, batch)
+
     neighbours = OtherProcessesCPU().start()
     step("conv peak")
     conv_peak = conv_peak_gflops(min_seconds=min_seconds)
-    torch.manual_seed(0)
-    x = torch.randn(batch, 3, size, size)
     rows: list[Row] = []
-    for name, model in models.items():
+    for name, subject in subjects.items():
+        model = subject.model
         with torch.no_grad():
-            reference = model(x)
-        flops = count_flops(model, x)
+            reference = torch.cat([model(b) for b in subject.held_out])
+        flops = count_flops(model, subject.timing_input)
         for enc, flags in plans:
             if enc != name:
                 continue
             step(f"{name} {flags_label(flags)}")
-            r = _measure(model, reference, flags, x, threads, flops, conv_peak, min_seconds)
+            r = _measure(model, subject, reference, flags, threads, flops, conv_peak, min_seconds)
             rows.append(Row(encoder=name, model="unet_decoder", speedup=0.0, **r))
         if peers:
             peer = peer_models[name]
+            peer_subject = Subject(name, peer, "random init", [subject.timing_input],
+                                   [subject.timing_input], None, 1)  # fmt: skip
             with torch.no_grad():
-                peer_reference = peer(x)
-            peer_flops = count_flops(peer, x)
+                peer_reference = peer(subject.timing_input)
+            peer_flops = count_flops(peer, subject.timing_input)
             for flags in ([], ["channels_last", "compile", "inference_mode"]):
                 step(f"smp {name} {flags_label(flags)}")
-                r = _measure(
-                    peer, peer_reference, flags, x, threads, peer_flops, conv_peak, min_seconds
-                )
+                r = _measure(peer, peer_subject, peer_reference, flags, threads, peer_flops,
+                             conv_peak, min_seconds)  # fmt: skip
                 rows.append(Row(encoder=name, model="smp.Unet", speedup=0.0, **r))
         baseline = next(
             (r.median_ms for r in rows if r.encoder == name and r.model == "unet_decoder"
@@ -166,7 +289,8 @@ def run_bench(
         )  # fmt: skip
         if baseline is None:  # no plain row asked for: time it, the speedup needs it
             step(f"{name} none (baseline)")
-            baseline = time_call(lambda m=model: m(x), min_seconds=min_seconds).median_ms
+            x = subject.timing_input
+            baseline = time_call(lambda m=model, x=x: m(x), min_seconds=min_seconds).median_ms
         for row in rows:
             if row.encoder == name:
                 row.speedup = baseline / row.median_ms
@@ -175,13 +299,14 @@ def run_bench(
     return {
         "machine": machine,
         "input": {"batch": batch, "channels": 3, "size": size},
+        "weights": {name: s.weights for name, s in subjects.items()},
         "conv_peak_gflops": conv_peak,
         "rows": [asdict(r) for r in rows],
     }
 
 
 def fastest_within_budget(result: dict[str, object]) -> dict[str, object] | None:
-    """The fastest of our rows whose error is within its flags' stated budget."""
+    """The fastest of our rows whose error and agreement are within their flags' budget."""
     ours = [r for r in result["rows"] if r["model"] == "unet_decoder" and r["within_budget"]]
     return min(ours, key=lambda r: r["median_ms"], default=None)
 

@@ -26,7 +26,7 @@ BUSY_LOAD_PER_CORE = 0.5
 BUSY_OTHERS_PCT = 15.0
 
 COLUMNS = ("encoder", "model", "flags", "median_ms", "iqr_ms", "speedup", "gflops", "peak_pct",
-           "peak_mb", "max_rel_error", "pixel_agreement", "setup_s")  # fmt: skip
+           "peak_mb", "max_rel_error", "pixel_agreement", "miou", "setup_s")  # fmt: skip
 
 
 def write_atomically(path: str | Path, data: bytes) -> None:
@@ -131,41 +131,54 @@ def print_table(result: dict, console: Console | None = None) -> None:
     one_encoder = len(encoders) == 1
     narrow = console.width < 130
     flags_width = 22 if narrow else 60
+    weights = result.get("weights", {})
+    trained = "; ".join(dict.fromkeys(weights.values())) if one_encoder else ""
     title = (
-        f"{encoders[0] + ', ' if one_encoder else ''}"
+        f"{encoders[0] + ' ' if one_encoder else ''}{trained + ', ' if trained else ''}"
         f"{inp['batch']}x{inp['channels']}x{inp['size']}x{inp['size']}, "
         f"{machine['threads']} threads, torch {machine['torch']}"
     )
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0))
-    headers = ["flags", "median ms\n(IQR)", "speed-\nup", "GFLOP\n/s", "% conv\npeak",
-               "peak\nMB", "rel err", "setup\ns"]  # fmt: skip
+    # narrow terminals drop '% conv peak' (in --json and on wide terminals)
+    headers = ["flags", "median ms\n(IQR)", "speed-\nup", *([] if narrow else ["% conv\npeak"]),
+               "peak\nMB", "rel err", "agree\n%", "mIoU", "setup\ns"]  # fmt: skip
     for name in headers:
         table.add_column(name, justify="left" if name == "flags" else "right", no_wrap=True)
     for encoder in encoders:
         if not one_encoder:  # a heading row per encoder instead of a column: 80 columns fit
-            table.add_row(f"[bold]{encoder}[/bold]", *[""] * (len(headers) - 1))
+            heading = f"[bold]{encoder}[/bold] {weights.get(encoder, '')}"
+            table.add_row(heading, *[""] * (len(headers) - 1))
         for r in (r for r in rows if r["encoder"] == encoder):
-            error = f"{r['max_rel_error']:.1e}" + ("" if r["within_budget"] else "!")
+            error = f"{r['max_rel_error']:.0e}"
+            agree = f"{100 * r['pixel_agreement']:.2f}"
+            if not r["within_budget"]:  # mark what broke the budget
+                if r["max_rel_error"] > r["budget"]:
+                    error += "!"
+                if r["pixel_agreement"] < r.get("min_agreement", 0):
+                    agree += "!"
             peak_mb = "n/a" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
+            miou = "-" if r.get("miou") is None else f"{r['miou']:.3f}"
             label = r["flags"] if r["model"] == "unet_decoder" else f"{r['model']}: {r['flags']}"
             indent = "" if one_encoder else "  "
             wrapped = _wrap_flags(label, flags_width).replace("\n", "\n" + indent + "  ")
+            peak = [] if narrow else [f"{r['peak_pct']:.0f}%"]
             table.add_row(
                 indent + wrapped, f"{r['median_ms']:.1f} ({r['iqr_ms']:.1f})",
-                f"{r['speedup']:.2f}x", f"{r['gflops']:.0f}", f"{r['peak_pct']:.0f}%", peak_mb,
-                error, f"{r['setup_s']:.1f}",
+                f"{r['speedup']:.2f}x", *peak, peak_mb, error, agree, miou, f"{r['setup_s']:.1f}",
             )  # fmt: skip
     console.print(table)
     console.print(
         f"conv peak (3x3 channels_last conv, same run): {result['conv_peak_gflops']:.0f} GFLOP/s."
-        " speed-up: against plain fp32 eager; '!': error over the flags' budget."
+        " speed-up: against plain fp32 eager; rel err, agree: against it on held-out images;"
+        " mIoU: against the ground truth; '!': over the flags' budget."
     )
     best = fastest_within_budget(result)
     if best is not None:
         console.print(
             f"[bold]Fastest within the accuracy budget:[/bold] {best['encoder']} "
             f"[bold]{best['flags']}[/bold] at {best['median_ms']:.1f} ms "
-            f"({best['speedup']:.2f}x plain fp32 eager, rel err {best['max_rel_error']:.1e})"
+            f"({best['speedup']:.2f}x plain fp32 eager, rel err {best['max_rel_error']:.1e}, "
+            f"{100 * best['pixel_agreement']:.2f}% of pixels unchanged)"
         )
     for encoder in encoders:
         _print_peer_comparison(console, [r for r in rows if r["encoder"] == encoder])
