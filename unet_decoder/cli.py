@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run `asv continuous BASE HEAD`: both commits are built and installed in "
         "their own virtualenvs for every torch release of asv.conf.json's matrix (each "
         "environment ~5 GB on first build), measured in interleaved rounds, and compared. "
-        "Exit 0 if no benchmark is slower than --factor, 1 if one is, 1 too if a benchmark "
-        "failed on either side.",
+        "Exit 0 if no benchmark is slower than --factor, 1 if one is (each named with its "
+        "ratio), 2 if a benchmark failed on either side (named), 3 if nothing was measured "
+        "(no environment, no benchmark selected, a build failure).",
     )
     gate.add_argument("base", help="the base commit or branch, e.g. main")
     gate.add_argument("head", help="the commit under test, e.g. HEAD")
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run `asv run NEW` (or --commits) for every environment of asv.conf.json, "
         "copy the results onto the --branch results branch (a worktree under .asv/; files "
         "are added or updated, never deleted), commit them, and print benchmarks slower "
-        "than --factor between the two newest measured commits.",
+        "than --factor between the two newest measured commits. Exit 0: measured (or nothing "
+        "new), 1: a regression, 2: a benchmark failed, 3: nothing was measured.",
     )
     nightly.add_argument("--machine", required=True, help="stable asv machine name")
     nightly.add_argument("--branch", default="asv-results", help="results branch (asv-results)")
@@ -116,7 +118,8 @@ def nightly(args: argparse.Namespace) -> int:
         print(text)
         if args.report:
             args.report.write_text(text + "\n")
-    return 0 if report.asv_returncode == 0 else 1
+    print(f"unet-decoder nightly: {report.verdict.message}", file=sys.stderr)
+    return report.verdict.exit_code
 
 
 def gate(args: argparse.Namespace) -> int:
@@ -132,7 +135,8 @@ def gate(args: argparse.Namespace) -> int:
     summary = result.summary(args.base, args.head, args.factor)
     write_step_summary(summary)
     print(summary)
-    return 0 if result.passed else 1
+    print(f"unet-decoder gate: {result.verdict.message}", file=sys.stderr)
+    return result.exit_code
 
 
 def asv_offline(args: argparse.Namespace) -> int:

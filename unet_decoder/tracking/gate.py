@@ -2,8 +2,9 @@
 
 The same function runs on a laptop, a self-hosted runner and in GitHub Actions. It exists
 because asv's own exit codes need interpreting: `asv compare` always exits 0, and `asv
-continuous` exits 1 on "PERFORMANCE DECREASED" and 2 when a benchmark failed (then printing
-no comparison at all); both must fail a pull request.
+continuous` exits 1 on "PERFORMANCE DECREASED" but also when it measured nothing, and 2 when
+a benchmark failed (then printing no comparison at all). `verdict.read_asv_output` tells these
+apart; none of them passes a pull request.
 """
 
 from __future__ import annotations
@@ -14,21 +15,33 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .verdict import Verdict, read_asv_output
+
 
 @dataclass(frozen=True)
 class GateResult:
-    passed: bool
-    verdict: str
-    returncode: int
+    verdict: Verdict
+    returncode: int  # asv's own
     output: str
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed
+
+    @property
+    def exit_code(self) -> int:
+        """0 pass, 1 regression, 2 failed benchmark, 3 measured nothing."""
+        return self.verdict.exit_code
 
     def summary(self, base: str, head: str, factor: float) -> str:
         """Markdown for the job summary: the verdict, then asv's own comparison table."""
         table = [line for line in self.output.splitlines() if line.startswith(("|", " ", "+", "-"))]
         body = "\n".join(table[-200:]) if table else self.output[-4000:]
+        title = "passed" if self.passed else f"FAILED ({self.verdict.kind})"
         return (
-            f"## Performance gate: {'passed' if self.passed else 'FAILED'}\n\n"
-            f"`{head}` against `{base}`, factor {factor}: {self.verdict}\n\n```\n{body}\n```\n"
+            f"## Performance gate: {title}\n\n"
+            f"`{head}` against `{base}`, factor {factor}: {self.verdict.message}\n\n"
+            f"```\n{body}\n```\n"
         )
 
 
@@ -52,15 +65,7 @@ def run_gate(
         command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True
     )
     output = done.stdout + done.stderr
-    if done.returncode == 0:
-        verdict = "no benchmark slower than the factor"
-    elif "PERFORMANCE DECREASED" in output or done.returncode == 1:
-        verdict = "PERFORMANCE DECREASED: at least one benchmark is slower than the factor"
-    elif done.returncode == 2:
-        verdict = "a benchmark FAILED on one side (asv prints no comparison then)"
-    else:
-        verdict = f"asv exited with code {done.returncode}"
-    return GateResult(done.returncode == 0, verdict, done.returncode, output)
+    return GateResult(read_asv_output(done.returncode, output), done.returncode, output)
 
 
 def write_step_summary(text: str) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UNetDecoderError
+from .verdict import NOTHING, PASS, REGRESSION, Verdict, read_asv_output
 
 
 class CorruptResultsError(UNetDecoderError):
@@ -31,6 +32,7 @@ class NightlyReport:
     regressions: list[str] = field(default_factory=list)
     committed: bool = False
     asv_returncode: int = 0
+    verdict: Verdict = field(default_factory=lambda: Verdict(PASS, "measured"))
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -144,13 +146,15 @@ def run_nightly(
          *(extra_args or [])],
         cwd=repo, env=env, capture_output=True, text=True,
     )  # fmt: skip
-    nothing_new = run.returncode == 1 and "No commit hashes selected" in run.stdout
+    output = run.stdout + run.stderr
+    nothing_new = run.returncode == 1 and "No commit hashes selected" in output
     report = NightlyReport(asv_returncode=0 if nothing_new else run.returncode)
     if nothing_new:  # a quiet night: asv exits 1 when NEW is empty
-        pass
-    elif run.returncode not in (0, 2):  # 2: some benchmark failed; its result is still saved
-        said = (run.stderr.strip() or run.stdout.strip()).splitlines()[-3:]
-        raise UNetDecoderError(f"asv run failed ({run.returncode}): {' | '.join(said)[-400:]}")
+        report.verdict = Verdict(PASS, "no new commit to measure")
+    else:
+        report.verdict = read_asv_output(run.returncode, output)
+        if report.verdict.kind == NOTHING:  # store nothing: there is nothing to store
+            return report
     check_results(results_dir)
     report.added, report.updated = _sync(results_dir, stored)
     if report.added or report.updated:
@@ -161,4 +165,10 @@ def run_nightly(
              f"nightly: {machine} at {head} (+{len(report.added)} files)")  # fmt: skip
         report.committed = True
     report.regressions = _regressions(repo, asv, env, machine, factor)
+    if report.regressions and report.verdict.kind == PASS:
+        report.verdict = Verdict(
+            REGRESSION,
+            f"{len(report.regressions)} benchmark(s) slower than x{factor} since the previous "
+            "measured commit",
+        )
     return report

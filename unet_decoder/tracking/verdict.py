@@ -1,0 +1,90 @@
+"""What an asv run or comparison really said: a slowdown, a failure, or nothing measured.
+
+asv's exit codes mix these up: `asv continuous` exits 1 on "PERFORMANCE DECREASED" and also
+on "No environments selected" (a config whose `pythons` match no interpreter), on a -b
+selection that matches no benchmark, and on any setup error; it exits 2 when a benchmark
+failed. A gate that reports "slower" when it measured nothing teaches people to ignore it,
+so the gate and the nightly job read asv's output and give each case its own verdict and
+exit code: 0 pass, 1 regression, 2 failed benchmark, 3 measured nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+PASS, REGRESSION, FAILED, NOTHING = "pass", "regression", "failed", "nothing measured"
+EXIT_CODES = {PASS: 0, REGRESSION: 1, FAILED: 2, NOTHING: 3}
+
+#: asv messages after which nothing was measured, and what to do about each.
+NOTHING_MEASURED = (
+    ("No environments selected", "no asv environment matched: check `pythons` and `matrix` "
+     "in asv.conf.json (or -E) against the interpreters on this machine"),
+    ("No benchmarks selected", "no benchmark matched the -b selection"),
+    ("No commit hashes selected", "no commit to measure in the given range"),
+    ("No executable found", "asv found no python for the configured version"),
+    ("Failed to build the project and import the benchmark suite",
+     "the project did not build, or the benchmark suite did not import"),
+    ("Failure creating environment", "an asv environment could not be created"),
+    ("Unknown commit", "a commit or branch name is unknown to git"),
+    ("Config file", "the asv config file was not found"),
+    ("No information stored about machine", "this machine is unknown to asv: run "
+     "`asv machine --yes` once (or pass --machine with a known name)"),
+)  # fmt: skip
+
+_FAILED_LINE = re.compile(r"···\s+(\S+)\s+(?:\d+/\d+\s+)?failed\s*$")
+_SKIPPED_ENV = re.compile(r"Skipping (\S+)")
+_TABLE_ROW = re.compile(r"^\|\s*([+!])\s*\|[^|]*\|[^|]*\|\s*([^|]*?)\s*\|\s*(.+?)\s*\|\s*$")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str
+    message: str
+    regressions: list[tuple[str, str]] = field(default_factory=list)  # (benchmark, ratio)
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.kind]
+
+    @property
+    def passed(self) -> bool:
+        return self.kind == PASS
+
+
+def _nothing_reason(output: str) -> str | None:
+    for needle, reason in NOTHING_MEASURED:
+        if needle in output:
+            line = next(ln.strip() for ln in output.splitlines() if needle in ln)
+            return f"{reason} (asv: {line.lstrip('·• ').strip()[:200]})"
+    skipped = sorted(set(_SKIPPED_ENV.findall(output)))
+    if skipped:
+        return (f"the project did not build or install in {', '.join(skipped)}: every benchmark "
+                "there was skipped")  # fmt: skip
+    return None
+
+
+def read_asv_output(returncode: int, output: str) -> Verdict:
+    """The verdict of an `asv continuous` or `asv run` from its exit code and output."""
+    reason = _nothing_reason(output)
+    if reason is not None:
+        return Verdict(NOTHING, f"measured nothing: {reason}")
+    rows = [m.groups() for line in output.splitlines() if (m := _TABLE_ROW.match(line))]
+    broke = [name for mark, _, name in rows if mark == "!"]
+    failed = list(dict.fromkeys([*_FAILED_LINE.findall(output), *broke]))
+    if returncode == 2 or failed:
+        names = ", ".join(failed[:8]) or "see asv's output"
+        return Verdict(FAILED, f"{len(failed) or 'a'} benchmark(s) FAILED: {names}", failed=failed)
+    slower = [(name, ratio) for mark, ratio, name in rows if mark == "+"]
+    if "PERFORMANCE DECREASED" in output or slower:
+        listed = "; ".join(f"{name} x{ratio}" for name, ratio in slower[:8])
+        return Verdict(
+            REGRESSION,
+            f"PERFORMANCE DECREASED: {len(slower)} benchmark(s) slower than the factor: {listed}",
+            regressions=slower,
+        )
+    if returncode != 0:
+        last = [ln.strip() for ln in output.splitlines() if ln.strip()][-1:] or ["no output"]
+        return Verdict(NOTHING, f"measured nothing: asv exited {returncode} ({last[0][:200]})")
+    return Verdict(PASS, "no benchmark slower than the factor")
