@@ -1,17 +1,22 @@
-"""Shared setup for the asv suites: the grid, the thread count, models built once per process.
+"""Shared setup for the asv suites: one fixed grid, models built once per process.
 
-Grid (environment variables, read when asv discovers the suite, so set them for `asv run`):
-  UNET_BENCH_ENCODERS  comma-separated timm encoders (default: one of each encoder kind)
-  UNET_BENCH_FLAGS     comma-separated flag sets, each "a+b", "none" or a best_* alias
-  UNET_BENCH_SIZE      input height and width (default 256; batch is 1)
-  UNET_BENCH_THREADS   torch intra-op threads (default 2, recorded by track_threads)
-`asv run -b 'time_forward'` and `-b 'resnet34'` select benchmarks by regex, as usual.
+The grid is fixed in code, never by environment variables: every setting that changes a
+number is either a parameter (encoder, flags; input shape and threads in `Scaling`) or part
+of the benchmark's identity (1x3x256x256 and 2 threads for `Forward` and `Metrics`; change
+them only with a `version` bump). Choose subsets with asv's regex over `name(params)`, e.g.
+`asv run -b "time_forward\\('resnet34', 'best_compiled'\\)"`; `unet_decoder.tracking.selections`
+names the ones the PR gate and the nightly job use. A grid change rewrites asv's
+benchmarks.json and `asv publish` then drops stored results that no longer match it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import tempfile
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -37,20 +42,13 @@ except ImportError:
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
-DEFAULT_ENCODERS = "resnet34,efficientnet_b0,mobileone_s0,convnext_atto"
-DEFAULT_FLAGS = (
-    "none,inference_mode,channels_last,fuse_bn,reparam,bf16,best_eager,best_compiled,best_int8"
-)
-
-
-def _env_list(name: str, default: str) -> list[str]:
-    return [v.strip() for v in os.environ.get(name, default).split(",") if v.strip()]
-
-
-ENCODERS = _env_list("UNET_BENCH_ENCODERS", DEFAULT_ENCODERS)
-FLAG_SETS = _env_list("UNET_BENCH_FLAGS", DEFAULT_FLAGS)
-SIZE = int(os.environ.get("UNET_BENCH_SIZE", "256"))
-THREADS = int(os.environ.get("UNET_BENCH_THREADS", "2"))
+#: One encoder of each kind: 5-level CNN, depthwise CNN, reparameterizable, stride-4-first;
+#: and timm's tiny test_resnet, a cheap probe of per-call overhead that the tests select.
+ENCODERS = ["resnet34", "efficientnet_b0", "mobileone_s0", "convnext_atto", "test_resnet"]
+FLAG_SETS = ["none", "inference_mode", "channels_last", "fuse_bn", "reparam", "bf16",
+             "best_eager", "best_compiled", "best_int8"]  # fmt: skip
+SIZE = 256
+THREADS = 2
 
 # best_* aliases: every exact pass that applies to the encoder (reparam only where it has
 # reparameterizable blocks), plus the named extra. Resolved per encoder, always the same way.
@@ -60,9 +58,43 @@ BEST = {
     "best_int8": ["reparam", "fuse_bn", "channels_last", "int8", "inference_mode"],
 }
 
+
+def _compile_cache() -> None:
+    """A persistent torch.compile cache (inductor's FX graph and AOTAutograd caches), so that
+    extra rounds and processes do not re-pay compilation. One folder per asv environment
+    (torch version) and commit: another torch or another commit never reuses an artifact."""
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ or "ASV_ENV_NAME" not in os.environ:
+        return
+    root = Path(os.environ.get("ASV_CONF_DIR", ".")) / ".asv" / "compile-cache"
+    commit = os.environ.get("ASV_COMMIT", "no-commit")[:12]
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(root / os.environ["ASV_ENV_NAME"] / commit)
+
+
+_compile_cache()
 _models: dict[str, UNet] = {}
 _trained: dict[str, object] = {}
-_runners: dict[tuple[str, str], object] = {}
+_runners: dict[tuple, object] = {}
+_warned = False
+
+#: 1-minute load average per core above which a measurement is flagged as noise.
+BUSY_LOAD_PER_CORE = 0.5
+
+
+def warn_if_busy() -> None:
+    """Say so in asv's log (stderr) when the machine is busy before measuring, once."""
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return
+    cores = os.cpu_count() or 1
+    if load > BUSY_LOAD_PER_CORE * cores:
+        print(f"unet-decoder: WARNING load average {load:.2f} on {cores} cores before "
+              "measuring: these numbers are noise; rerun on a quiet machine.",
+              file=sys.stderr)  # fmt: skip
 
 
 def model(encoder: str) -> UNet:
@@ -72,9 +104,9 @@ def model(encoder: str) -> UNet:
     return _models[encoder]
 
 
-def example_input() -> torch.Tensor:
+def example_input(batch: int = 1, size: int = SIZE) -> torch.Tensor:
     generator = torch.Generator().manual_seed(1)
-    return torch.randn(1, 3, SIZE, SIZE, generator=generator)
+    return torch.randn(batch, 3, size, size, generator=generator)
 
 
 def resolve(encoder: str, flags: str) -> list[str]:
@@ -85,19 +117,21 @@ def resolve(encoder: str, flags: str) -> list[str]:
     else:
         names = parse_flags(flags)
     try:
-        check_applicable(m, names)
+        check_applicable(m, names)  # also refuses int8 where this torch cannot run it
     except FlagError as e:
         raise NotImplementedError(str(e)) from None
     return names
 
 
-def runner(encoder: str, flags: str):
+def runner(encoder: str, flags: str, batch: int = 1, size: int = SIZE, threads: int = THREADS):
     """The optimized model for a grid entry, built (and compiled) once per process."""
-    key = (encoder, flags)
+    key = (encoder, flags, batch, size, threads)
     if key not in _runners:
         names = resolve(encoder, flags)
-        _runners[key] = optimize(model(encoder), names, example_input(), threads=THREADS)
-    torch.set_num_threads(THREADS)
+        x = example_input(batch, size)
+        _runners[key] = optimize(model(encoder), names, x, threads=threads)
+    torch.set_num_threads(threads)
+    warn_if_busy()
     return _runners[key]
 
 
@@ -117,3 +151,33 @@ def trained(encoder: str):
             make_batch(8, SIZE, seed=CALIBRATION_SEED),
         )
     return _trained[encoder]
+
+
+def run_scoped_cache(name: str) -> Path:
+    """A folder shared by the processes of one `asv run` (one environment, one commit).
+
+    asv runs every (benchmark, parameters) in its own process, children of one forkserver
+    (or of asv itself) per run: that parent's pid and start time identify the run, so the
+    six track_ metrics of an entry are measured once, and a rerun measures again.
+    """
+    parent = os.getppid()
+    try:
+        started = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        started = "0"
+    run = f"{parent}-{started}-{os.environ.get('ASV_COMMIT', 'x')[:12]}"
+    folder = Path(tempfile.gettempdir()) / "unet-decoder-asv" / run / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def cached_entry(name: str, key: str, compute) -> dict:
+    """compute() once per run for this key; later processes of the run read the file."""
+    path = run_scoped_cache(name) / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    values = compute()
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(values))
+    os.replace(tmp, path)
+    return values

@@ -1,16 +1,38 @@
-"""Steady-state speed and process memory of one forward, per encoder and flag set."""
+"""Steady-state speed and process memory of one forward, per encoder and flag set; and how
+the cost grows with the input size, the batch and the thread count."""
+
+import os
+import statistics
+import time
 
 from .common import ENCODERS, FLAG_SETS, example_input, runner
 
 
+def injected_delay(run, x) -> float:
+    """Seconds to add to each timed forward: UNET_BENCH_INJECT_SLOWDOWN (a fraction) of its
+    median time. A test knob for `unet-decoder noise --inject`, never set by a normal run."""
+    fraction = float(os.environ.get("UNET_BENCH_INJECT_SLOWDOWN", "0") or 0)
+    if fraction <= 0:
+        return 0.0
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - start)
+    return fraction * statistics.median(times)
+
+
 class Forward:
+    """1x3x256x256, 2 intra-op threads (part of this benchmark's identity: changing either
+    needs a `version` bump)."""
+
     params = (ENCODERS, FLAG_SETS)
     param_names = ["encoder", "flags"]
     version = "1"
     timeout = 900
-    # One round: each round is a new process that pays torch.compile again. Use
-    # `asv run -a rounds=3` (or `asv continuous`, which interleaves) for tighter numbers.
-    rounds = 1
+    # Two rounds, each a new process; compilation is cached on disk between them
+    # (common._compile_cache), so the second round does not re-pay it.
+    rounds = 2
     repeat = (5, 20, 10.0)
     warmup_time = 0.5
 
@@ -18,12 +40,48 @@ class Forward:
         # Built, compiled and warmed up here, never in the timed call.
         self.run = runner(encoder, flags)
         self.x = example_input()
+        self.delay = injected_delay(self.run, self.x)
 
     def time_forward(self, encoder, flags):
         """Median wall time of one forward (compile/calibration excluded)."""
         self.run(self.x)
+        if self.delay:
+            time.sleep(self.delay)
 
     def peakmem_forward(self, encoder, flags):
         """Peak RSS of the whole process (import torch, model, compile, forward): what a
         deployment pays. See track_forward_peak_mb for the forward's own share."""
         self.run(self.x)
+
+
+#: (batch, size, threads) around the 1x256, 2-thread point: one axis changed at a time.
+SHAPES = {
+    "1x256 2t": (1, 256, 2),
+    "1x512 2t": (1, 512, 2),
+    "8x256 2t": (8, 256, 2),
+    "1x256 1t": (1, 256, 1),
+}
+
+
+class Scaling:
+    """How resnet34's forward grows with work: 4x the pixels, 8x the batch, half the threads.
+    The shape parameter reads batch x size, threads."""
+
+    params = (["none", "best_compiled"], list(SHAPES))
+    param_names = ["flags", "shape"]
+    version = "1"
+    timeout = 900
+    rounds = 2
+    repeat = (3, 10, 10.0)
+    warmup_time = 0.5
+
+    def setup(self, flags, shape):
+        batch, size, threads = SHAPES[shape]
+        self.run = runner("resnet34", flags, batch=batch, size=size, threads=threads)
+        self.x = example_input(batch, size)
+        self.delay = injected_delay(self.run, self.x)
+
+    def time_forward(self, flags, shape):
+        self.run(self.x)
+        if self.delay:
+            time.sleep(self.delay)

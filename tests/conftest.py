@@ -36,3 +36,14 @@ def trained_test_resnet(_weights_cache):
     from unet_decoder.training import trained_unet
 
     return trained_unet("test_resnet")
+
+
+@pytest.fixture(scope="session")
+def asv_env_dir(tmp_path_factory):
+    """asv virtualenvs (~5.5 GB each) shared by the session's scratch repos, removed at the
+    end so that test sessions do not pile them up on disk."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("asv-env")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

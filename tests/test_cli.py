@@ -147,11 +147,14 @@ def _result(encoders, flags):
              pixel_agreement=1.0, setup_s=9.1, within_budget=True, budget=1e-4)
         for e in encoders for f in flags
     ]  # fmt: skip
+    weights = {e: "trained on shapes-v1 (mIoU 0.93)" for e in encoders}
     return {"machine": machine, "input": {"batch": 1, "channels": 3, "size": 256},
-            "conv_peak_gflops": 207.0, "rows": rows}  # fmt: skip
+            "weights": weights, "conv_peak_gflops": 207.0, "rows": rows}  # fmt: skip
 
 
-@pytest.mark.parametrize("encoders", [["resnet18"], ["resnet34", "efficientnet_b0"]])
+@pytest.mark.parametrize(
+    "encoders", [["resnet18"], ["resnet34", "efficientnet_b0", "mobileone_s0", "convnext_atto"]]
+)
 def test_the_table_fits_80_columns_and_cuts_no_cell(encoders):
     from rich.console import Console
 

@@ -23,8 +23,8 @@ FACTOR = 1.25
 
 
 @pytest.mark.slow
-def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path):
-    repo = ScratchRepo(tmp_path)
+def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env_dir):
+    repo = ScratchRepo(tmp_path, asv_env_dir)
     base = repo.git("rev-parse", "HEAD").stdout.strip()
     repo.edit(
         "unet_decoder/model/unet.py",
@@ -35,9 +35,9 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path):
     slow = repo.commit("run the decoder four times")
     repo.edit("README.md", "# unet-decoder", "# unet-decoder (docs change)")
     docs = repo.commit("docs only")
-    env = {"UNET_BENCH_FLAGS": "none"}
+    selection = r"time_forward\('test_resnet', 'none'\)"
     common = dict(factor=FACTOR, config=repo.config, machine="ci", cwd=repo.path,
-                  extra_args=["-b", "time_forward"], env={**repo.env, **env})  # fmt: skip
+                  extra_args=["-b", selection], env=repo.env)  # fmt: skip
 
     fired = run_gate(base, slow, **common)
     assert fired.verdict.kind == REGRESSION and fired.exit_code == 1, fired.output[-3000:]

@@ -23,8 +23,8 @@ def _result_files(files: dict[str, str]) -> set[str]:
 
 
 @pytest.mark.slow
-def test_two_nightlies_append_only_and_a_corrupt_file_is_reported(tmp_path):
-    repo = ScratchRepo(tmp_path)
+def test_two_nightlies_append_only_and_a_corrupt_file_is_reported(tmp_path, asv_env_dir):
+    repo = ScratchRepo(tmp_path, asv_env_dir)
     first = run_nightly(repo.path, config=repo.config, machine="ci", commits="HEAD^!",
                         extra_args=FAST, env=repo.env)  # fmt: skip
     assert first.committed and first.asv_returncode == 0

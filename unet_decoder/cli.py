@@ -79,8 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--factor", type=float, default=1.10, help="slowdown that fails (1.10)")
     gate.add_argument("--machine", help="asv machine name (default: this machine's)")
     gate.add_argument("--config", default="asv.conf.json", help="asv config (asv.conf.json)")
+    gate.add_argument("--selection", default="pr",
+                      help="named selection: pr (default), smoke, time, all")  # fmt: skip
     gate.add_argument("--bench", "-b", action="append", default=[],
-                      help="only benchmarks matching this regex (repeatable)")  # fmt: skip
+                      help="only benchmarks matching this regex (repeatable; replaces "
+                      "--selection)")  # fmt: skip
     nightly = sub.add_parser(
         "nightly",
         help="benchmark new commits and append their results to the results branch",
@@ -97,14 +100,64 @@ def build_parser() -> argparse.ArgumentParser:
     nightly.add_argument("--factor", type=float, default=1.10, help="regression factor (1.10)")
     nightly.add_argument("--config", default="asv.conf.json")
     nightly.add_argument("--report", type=Path, help="write found regressions (markdown) here")
-    nightly.add_argument("--bench", "-b", action="append", default=[])
+    nightly.add_argument("--selection", default="all",
+                         help="named selection: all (default), time, pr, smoke")  # fmt: skip
+    nightly.add_argument("--bench", "-b", action="append", default=[],
+                         help="regex instead of --selection (repeatable)")  # fmt: skip
+    noise = sub.add_parser(
+        "noise",
+        help="measure this machine's benchmark noise and the gate factor it can trust",
+        description="A/A runs of this environment's build (asv run -E existing, separate "
+        "results each): per-entry spread, false positives of asv's comparison at each "
+        "candidate factor, the smallest factor with none, and with --inject the share of "
+        "injected slowdowns caught.",
+    )
+    noise.add_argument("--selection", default="pr", help="named selection (pr)")
+    noise.add_argument("--bench", "-b", help="a regex instead of --selection")
+    noise.add_argument("--runs", type=int, default=5, help="A/A runs (5)")
+    noise.add_argument("--factor", type=float, default=1.10, help="gate factor judged (1.10)")
+    noise.add_argument("--inject", type=float, default=None,
+                       help="also run each forward slowed by this fraction (0.2)")  # fmt: skip
+    noise.add_argument("--machine", default=None, help="asv machine name (default: hostname)")
+    noise.add_argument("--config", default="asv.conf.json")
+    noise.add_argument("--json", type=Path, help="write the report as JSON")
     return parser
+
+
+def _bench_args(args: argparse.Namespace) -> list[str]:
+    from .tracking.selections import selection_regex
+
+    patterns = args.bench or [selection_regex(args.selection)]
+    return [a for pattern in patterns for a in ("-b", pattern)]
+
+
+def noise(args: argparse.Namespace) -> int:
+    import platform
+
+    from .tracking.noise import format_report, measure_noise
+    from .tracking.report import write_atomically
+    from .tracking.selections import selection_regex
+
+    if args.json is not None:
+        _check_output(args.json, "--json")
+    regex = args.bench or selection_regex(args.selection)
+    report = measure_noise(
+        regex, runs=args.runs, factor=args.factor, inject=args.inject,
+        machine=args.machine or platform.node(), config=args.config,
+        progress=lambda s: print(s, file=sys.stderr, flush=True),
+    )  # fmt: skip
+    print(format_report(report))
+    if args.json is not None:
+        import json
+
+        write_atomically(args.json, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+    return 0
 
 
 def nightly(args: argparse.Namespace) -> int:
     from .tracking.nightly import run_nightly
 
-    extra = [a for pattern in args.bench for a in ("-b", pattern)]
+    extra = _bench_args(args)
     report = run_nightly(
         ".", config=args.config, machine=args.machine, branch=args.branch,
         commits=args.commits, factor=args.factor, extra_args=extra,
@@ -127,7 +180,7 @@ def gate(args: argparse.Namespace) -> int:
 
     if args.factor <= 1.0:
         raise UNetDecoderError(f"--factor must be above 1.0, got {args.factor}")
-    extra = [a for pattern in args.bench for a in ("-b", pattern)]
+    extra = _bench_args(args)
     result = run_gate(
         args.base, args.head, factor=args.factor, config=args.config, machine=args.machine,
         extra_args=extra,
@@ -253,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return gate(args)
         if args.command == "nightly":
             return nightly(args)
+        if args.command == "noise":
+            return noise(args)
         _validate(args)
         return bench(args)
     except UNetDecoderError as e:

@@ -146,8 +146,7 @@ def print_table(result: dict, console: Console | None = None) -> None:
         table.add_column(name, justify="left" if name == "flags" else "right", no_wrap=True)
     for encoder in encoders:
         if not one_encoder:  # a heading row per encoder instead of a column: 80 columns fit
-            heading = f"[bold]{encoder}[/bold] {weights.get(encoder, '')}"
-            table.add_row(heading, *[""] * (len(headers) - 1))
+            table.add_row(f"[bold]{encoder}[/bold]", *[""] * (len(headers) - 1))
         for r in (r for r in rows if r["encoder"] == encoder):
             error = f"{r['max_rel_error']:.0e}"
             agree = f"{100 * r['pixel_agreement']:.2f}"
@@ -167,6 +166,8 @@ def print_table(result: dict, console: Console | None = None) -> None:
                 f"{r['speedup']:.2f}x", *peak, peak_mb, error, agree, miou, f"{r['setup_s']:.1f}",
             )  # fmt: skip
     console.print(table)
+    if not one_encoder and weights:
+        console.print("weights: " + "; ".join(f"{e} {w}" for e, w in weights.items()))
     console.print(
         f"conv peak (3x3 channels_last conv, same run): {result['conv_peak_gflops']:.0f} GFLOP/s."
         " speed-up: against plain fp32 eager; rel err, agree: against it on held-out images;"
