@@ -219,7 +219,7 @@ def test_cpu_taken_by_neighbours_is_measured_and_our_children_are_not():
     assert ours < 15 < 25 < neighbours  # one of 2 cores busy is ~50%
 
 
-def _write_task_as_files(folder, n, with_masks=True):
+def _write_task_as_files(folder, n, with_masks=True, size=128):
     """n task images as PNGs a user would have (ImageNet-normalized on load), and masks."""
     import numpy as np
     from PIL import Image
@@ -228,7 +228,7 @@ def _write_task_as_files(folder, n, with_masks=True):
     from unet_decoder.training.images import IMAGENET_MEAN, IMAGENET_STD
     from unet_decoder.training.task import HELD_OUT_SEED
 
-    batch = make_batch(n, 128, seed=HELD_OUT_SEED)
+    batch = make_batch(n, size, seed=HELD_OUT_SEED)
     mean = np.array(IMAGENET_MEAN).reshape(3, 1, 1)
     std = np.array(IMAGENET_STD).reshape(3, 1, 1)
     (folder / "images").mkdir()
