@@ -76,23 +76,32 @@ _trained: dict[str, object] = {}
 _runners: dict[tuple, object] = {}
 _warned = False
 
-#: 1-minute load average per core above which a measurement is flagged as noise.
-BUSY_LOAD_PER_CORE = 0.5
+#: Share of the CPU other processes may take (sampled before measuring) before we warn.
+BUSY_OTHERS_PCT = 15.0
 
 
-def warn_if_busy() -> None:
-    """Say so in asv's log (stderr) when the machine is busy before measuring, once."""
+def warn_if_busy(window: float = 0.25) -> None:
+    """Say so in asv's log (stderr) when other processes are using the CPU, once a process.
+
+    The load average cannot tell: on a machine that runs benchmarks back to back it counts the
+    previous benchmark. What other processes (not ours, nor our compile workers) take during
+    a short window just before measuring can.
+    """
     global _warned
     if _warned:
         return
     _warned = True
     try:
-        load = os.getloadavg()[0]
-    except OSError:
+        from unet_decoder.tracking.measure import OtherProcessesCPU
+    except ImportError:  # an older commit's build
         return
-    cores = os.cpu_count() or 1
-    if load > BUSY_LOAD_PER_CORE * cores:
-        print(f"unet-decoder: WARNING load average {load:.2f} on {cores} cores before "
+    import time
+
+    watch = OtherProcessesCPU().start()
+    time.sleep(window)
+    others = watch.stop()
+    if others is not None and others > BUSY_OTHERS_PCT:
+        print(f"unet-decoder: WARNING other processes used {others:.0f}% of the CPU just before "
               "measuring: these numbers are noise; rerun on a quiet machine.",
               file=sys.stderr)  # fmt: skip
 

@@ -22,7 +22,21 @@ def injected_delay(run, x) -> float:
     return fraction * statistics.median(times)
 
 
-class Forward:
+class _Timed:
+    """Builds, compiles and warms up the runner in setup; the timed call is one forward."""
+
+    def _prepare(self, encoder, flags, batch=1, size=256, threads=2):
+        self.run = runner(encoder, flags, batch=batch, size=size, threads=threads)
+        self.x = example_input(batch, size)
+        self.delay = injected_delay(self.run, self.x)
+
+    def _forward(self):
+        self.run(self.x)
+        if self.delay:
+            time.sleep(self.delay)
+
+
+class Forward(_Timed):
     """1x3x256x256, 2 intra-op threads (part of this benchmark's identity: changing either
     needs a `version` bump)."""
 
@@ -37,16 +51,11 @@ class Forward:
     warmup_time = 0.5
 
     def setup(self, encoder, flags):
-        # Built, compiled and warmed up here, never in the timed call.
-        self.run = runner(encoder, flags)
-        self.x = example_input()
-        self.delay = injected_delay(self.run, self.x)
+        self._prepare(encoder, flags)
 
     def time_forward(self, encoder, flags):
         """Median wall time of one forward (compile/calibration excluded)."""
-        self.run(self.x)
-        if self.delay:
-            time.sleep(self.delay)
+        self._forward()
 
     def peakmem_forward(self, encoder, flags):
         """Peak RSS of the whole process (import torch, model, compile, forward): what a
@@ -63,7 +72,7 @@ SHAPES = {
 }
 
 
-class Scaling:
+class Scaling(_Timed):
     """How resnet34's forward grows with work: 4x the pixels, 8x the batch, half the threads.
     The shape parameter reads batch x size, threads."""
 
@@ -77,11 +86,7 @@ class Scaling:
 
     def setup(self, flags, shape):
         batch, size, threads = SHAPES[shape]
-        self.run = runner("resnet34", flags, batch=batch, size=size, threads=threads)
-        self.x = example_input(batch, size)
-        self.delay = injected_delay(self.run, self.x)
+        self._prepare("resnet34", flags, batch=batch, size=size, threads=threads)
 
     def time_forward(self, flags, shape):
-        self.run(self.x)
-        if self.delay:
-            time.sleep(self.delay)
+        self._forward()

@@ -92,6 +92,7 @@ def _slower(before, after, factor: float) -> bool:
 
 def _asv_run(config: dict, folder: Path, regex: str, machine: str, env: dict) -> dict:
     conf = {**config, "results_dir": str(folder / "results"), "html_dir": str(folder / "html")}
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "asv.conf.json"
     path.write_text(json.dumps(conf))
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
