@@ -44,8 +44,8 @@ class Forward(_Timed):
     param_names = ["encoder", "flags"]
     version = "1"
     timeout = 900
-    # Two rounds, each a new process; compilation is cached on disk between them
-    # (common._compile_cache), so the second round does not re-pay it.
+    # Two rounds, each a new process; the second reuses the first's compiled kernels
+    # (common._compile_cache), not its frozen graphs: it still re-pays most of the compile.
     rounds = 2
     repeat = (5, 20, 10.0)
     warmup_time = 0.5

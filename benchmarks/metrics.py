@@ -8,50 +8,27 @@ by the first of its track_ metrics, so adding a metric does not add compiles, an
 a few entries with -b measures only those.
 """
 
-import time
-
-import torch
-
-from unet_decoder import optimize
-
-from .common import (
-    ENCODERS,
-    FLAG_SETS,
-    THREADS,
-    cached_entry,
-    measure,
-    pixel_agreement,
-    relative_error,
-    resolve,
-    trained,
-)
+from .common import ENCODERS, FLAG_SETS, SIZE, THREADS, cached_entry, measure, resolve
 
 
 def _measure(encoder, flags):
-    """One grid entry on the trained model: accuracy, own memory, setup cost, speed."""
-    from unet_decoder.passes.accuracy import mean_iou
-    from unet_decoder.training import NUM_CLASSES
-
+    """One grid entry on the trained model, measured as `unet-decoder bench` measures a row."""
     names = resolve(encoder, flags)  # n/a before any training
-    model_info, held, calibration = trained(encoder)
-    m = model_info.model
-    images = list(held.images.split(1))
-    x = images[0]
-    with torch.no_grad():
-        reference = torch.cat([m(image) for image in images])
-    flops = measure.count_flops(m, x)
-    start = time.perf_counter()
-    run = optimize(m, names, x, threads=THREADS, calibration=calibration.images.split(1))
-    setup_s = time.perf_counter() - start
-    out = torch.cat([run(image) for image in images])
-    timing = measure.time_call(lambda: run(x), min_seconds=0.5)
+    try:
+        from unet_decoder.tracking.bench import measure_row, synthetic_subject
+    except ImportError:  # a commit from before trained weights existed
+        raise NotImplementedError("this commit has no trained-weights measurement") from None
+    subject = synthetic_subject(encoder, SIZE, 1)
+    flops = measure.count_flops(subject.model, subject.timing_input)
+    row = measure_row(subject.model, subject, subject.reference(), names, THREADS, flops,
+                      None, min_seconds=0.5)  # fmt: skip
     return {
-        "relative_error": relative_error(out, reference),
-        "pixel_agreement": 100 * pixel_agreement(out, reference),
-        "miou": mean_iou(out, held.masks, NUM_CLASSES),
-        "forward_peak_mb": measure.forward_peak_mb(lambda: run(x)),
-        "setup_seconds": setup_s,
-        "gflops": flops / (timing.median_ms * 1e-3) / 1e9,
+        "relative_error": row["max_rel_error"],
+        "pixel_agreement": 100 * row["pixel_agreement"],
+        "miou": row["miou"],
+        "forward_peak_mb": row["peak_mb"],
+        "setup_seconds": row["setup_s"],
+        "gflops": row["gflops"],
     }
 
 

@@ -12,23 +12,9 @@ the built-in task's (`metrics.Metrics`). Without the variables every entry is n/
 
 import hashlib
 import os
-import time
 from pathlib import Path
 
-import torch
-
-from unet_decoder import optimize
-
-from .common import (
-    FLAG_SETS,
-    SIZE,
-    THREADS,
-    cached_entry,
-    measure,
-    pixel_agreement,
-    relative_error,
-    resolve,
-)
+from .common import FLAG_SETS, SIZE, THREADS, cached_entry, resolve
 
 try:  # n/a raised from inside a benchmark (not its setup): asv_runner's own exception
     from asv_runner.benchmarks.mark import SkipNotImplemented
@@ -54,35 +40,25 @@ _subject = []
 
 
 def _measure(flags):
-    from unet_decoder.passes.accuracy import mean_iou
-    from unet_decoder.tracking.bench import _checkpoint_subject
+    """One flag set on your checkpoint and images, measured as `bench --checkpoint` does."""
+    from unet_decoder.tracking.bench import checkpoint_subject, measure_row
 
     names = resolve(ENCODER, flags)
     if not _subject:
-        _subject.append(_checkpoint_subject(
+        optional = [os.environ.get(v) for v in ("UNET_BENCH_IMAGES", "UNET_BENCH_MASKS")]
+        _subject.append(checkpoint_subject(
             ENCODER, Path(os.environ["UNET_BENCH_CHECKPOINT"]),
-            Path(os.environ["UNET_BENCH_IMAGES"]) if os.environ.get("UNET_BENCH_IMAGES") else None,
-            Path(os.environ["UNET_BENCH_MASKS"]) if os.environ.get("UNET_BENCH_MASKS") else None,
-            SIZE, 1,
+            *(Path(v) if v else None for v in optional), SIZE, 1,
         ))  # fmt: skip
     subject = _subject[0]
-    model = subject.model
-    with torch.no_grad():
-        reference = torch.cat([model(x) for x in subject.held_out])
-    x = subject.timing_input
-    start = time.perf_counter()
-    run = optimize(model, names, x, threads=THREADS, calibration=subject.calibration)
-    setup_s = time.perf_counter() - start
-    out = torch.cat([run(b) for b in subject.held_out])
-    timing = measure.time_call(lambda: run(x), min_seconds=1.0)
+    row = measure_row(subject.model, subject, subject.reference(), names, THREADS, None, None,
+                      min_seconds=1.0)  # fmt: skip
     return {
-        "time_ms": timing.median_ms,
-        "relative_error": relative_error(out, reference),
-        "pixel_agreement": 100 * pixel_agreement(out, reference),
-        "miou": None
-        if subject.masks is None
-        else mean_iou(out, subject.masks, subject.num_classes),
-        "setup_seconds": setup_s,
+        "time_ms": row["median_ms"],
+        "relative_error": row["max_rel_error"],
+        "pixel_agreement": 100 * row["pixel_agreement"],
+        "miou": row["miou"],
+        "setup_seconds": row["setup_s"],
     }
 
 

@@ -63,8 +63,8 @@ class Row:
     iqr_ms: float
     samples: int
     speedup: float
-    gflops: float
-    peak_pct: float
+    gflops: float | None
+    peak_pct: float | None
     peak_mb: float | None
     max_rel_error: float
     pixel_agreement: float
@@ -91,6 +91,11 @@ class Subject:
     def timing_input(self) -> torch.Tensor:
         return self.held_out[0]
 
+    def reference(self) -> torch.Tensor:
+        """The plain fp32 eager model's logits on the held-out images."""
+        with torch.no_grad():
+            return torch.cat([self.model(b) for b in self.held_out])
+
 
 def _batches(images: torch.Tensor, batch: int, what: str) -> list[torch.Tensor]:
     if len(images) < batch:
@@ -98,9 +103,10 @@ def _batches(images: torch.Tensor, batch: int, what: str) -> list[torch.Tensor]:
     return [images[i : i + batch] for i in range(0, len(images) - batch + 1, batch)]
 
 
-def _synthetic_subject(
-    encoder: str, size: int, batch: int, progress: Callable[[str], None]
+def synthetic_subject(
+    encoder: str, size: int, batch: int, progress: Callable[[str], None] = lambda label: None
 ) -> Subject:
+    """The encoder trained on the built-in task (cached), its calibration and held-out images."""
     from ..training import NUM_CLASSES, TASK_NAME, make_batch, trained_unet
     from ..training.task import CALIBRATION_SEED, HELD_OUT_SEED
     from ..training.train import HELD_OUT_IMAGES
@@ -126,9 +132,10 @@ def _random_subject(encoder: str, size: int, batch: int) -> Subject:
     return Subject(encoder, model, "random init", [x], [x], None, model.num_classes)
 
 
-def _checkpoint_subject(
+def checkpoint_subject(
     encoder: str, checkpoint: Path, images: Path | None, masks: Path | None, size: int, batch: int
 ) -> Subject:
+    """The user's checkpoint, judged on their images (the first quarter calibrates)."""
     from ..model.checkpoint import read_state_dict
     from ..training.images import load_user_data
 
@@ -149,16 +156,18 @@ def _checkpoint_subject(
     )  # fmt: skip
 
 
-def _measure(
+def measure_row(
     model: nn.Module,
     subject: Subject,
     reference: torch.Tensor,
     flags: list[str],
     threads: int,
-    flops: int,
-    conv_peak: float,
+    flops: int | None,
+    conv_peak: float | None,
     min_seconds: float,
 ) -> dict[str, object]:
+    """One flag set: optimize (setup timed apart), median time, the forward's own peak
+    memory, and accuracy on the held-out images; shared by the bench and the asv suites."""
     x = subject.timing_input
     run = optimize(model, flags, example_input=x, threads=threads, calibration=subject.calibration)
     timing = time_call(lambda: run(x), min_seconds=min_seconds)
@@ -168,7 +177,7 @@ def _measure(
     agreement = pixel_agreement(out, reference)
     budget = max((FLAGS[f].tolerance for f in flags), default=FLAGS["inference_mode"].tolerance)
     floor = min_agreement(budget)
-    gflops = flops / (timing.median_ms * 1e-3) / 1e9
+    gflops = None if flops is None else flops / (timing.median_ms * 1e-3) / 1e9
     miou = None
     if subject.masks is not None and getattr(model, "num_classes", 0) == subject.num_classes:
         miou = mean_iou(out, subject.masks, subject.num_classes)
@@ -178,7 +187,7 @@ def _measure(
         iqr_ms=timing.iqr_ms,
         samples=timing.samples,
         gflops=gflops,
-        peak_pct=100 * gflops / conv_peak,
+        peak_pct=None if gflops is None or conv_peak is None else 100 * gflops / conv_peak,
         peak_mb=peak_mb,
         max_rel_error=error,
         pixel_agreement=agreement,
@@ -246,12 +255,12 @@ def run_bench(
     subjects: dict[str, Subject] = {}
     for name in encoders:
         if checkpoint is not None:
-            subjects[name] = _checkpoint_subject(
+            subjects[name] = checkpoint_subject(
                 name, Path(checkpoint), None if images is None else Path(images),
                 None if masks is None else Path(masks), size, batch,
             )  # fmt: skip
         elif weights == "synthetic":
-            subjects[name] = _synthetic_subject(name, size, batch, note)
+            subjects[name] = synthetic_subject(name, size, batch, note)
         else:
             subjects[name] = _random_subject(name, size, batch)
 
@@ -261,26 +270,25 @@ def run_bench(
     rows: list[Row] = []
     for name, subject in subjects.items():
         model = subject.model
-        with torch.no_grad():
-            reference = torch.cat([model(b) for b in subject.held_out])
+        reference = subject.reference()
         flops = count_flops(model, subject.timing_input)
         for enc, flags in plans:
             if enc != name:
                 continue
             step(f"{name} {flags_label(flags)}")
-            r = _measure(model, subject, reference, flags, threads, flops, conv_peak, min_seconds)
+            r = measure_row(model, subject, reference, flags, threads, flops, conv_peak,
+                            min_seconds)  # fmt: skip
             rows.append(Row(encoder=name, model="unet_decoder", speedup=0.0, **r))
         if peers:
             peer = peer_models[name]
             peer_subject = Subject(name, peer, "random init", [subject.timing_input],
                                    [subject.timing_input], None, 1)  # fmt: skip
-            with torch.no_grad():
-                peer_reference = peer(subject.timing_input)
+            peer_reference = peer_subject.reference()
             peer_flops = count_flops(peer, subject.timing_input)
             for flags in ([], ["channels_last", "compile", "inference_mode"]):
                 step(f"smp {name} {flags_label(flags)}")
-                r = _measure(peer, peer_subject, peer_reference, flags, threads, peer_flops,
-                             conv_peak, min_seconds)  # fmt: skip
+                r = measure_row(peer, peer_subject, peer_reference, flags, threads, peer_flops,
+                                conv_peak, min_seconds)  # fmt: skip
                 rows.append(Row(encoder=name, model="smp.Unet", speedup=0.0, **r))
         baseline = next(
             (r.median_ms for r in rows if r.encoder == name and r.model == "unet_decoder"

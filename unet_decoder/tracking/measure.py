@@ -130,6 +130,11 @@ def machine_info() -> dict[str, object]:
     }
 
 
+#: Share of all cores that other processes may take while we measure before the numbers are
+#: flagged as noise (bench's table footer, the asv suites' log).
+BUSY_OTHERS_PCT = 15.0
+
+
 def load_average() -> float | None:
     """The 1-minute load average (None where the OS has none)."""
     try:

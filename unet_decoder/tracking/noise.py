@@ -90,13 +90,11 @@ def _slower(before, after, factor: float) -> bool:
                              (after[1], after[2]), factor)  # fmt: skip
 
 
-def _asv_run(config: dict, folder: Path, regex: str, machine: str, env: dict) -> dict:
+def _asv_run(config: dict, folder: Path, regex: str, machine: str, env: dict, head: str) -> dict:
     conf = {**config, "results_dir": str(folder / "results"), "html_dir": str(folder / "html")}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "asv.conf.json"
     path.write_text(json.dumps(conf))
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
     command = [sys.executable, "-m", "asv", "--config", str(path), "run", "-E",
                f"existing:{sys.executable}", "--set-commit-hash", head, "--record-samples",
                "--machine", machine, "-b", regex]  # fmt: skip
@@ -128,11 +126,13 @@ def measure_noise(
     env = {**os.environ}
     env.pop("UNET_BENCH_INJECT_SLOWDOWN", None)
     report = NoiseReport(runs=runs, factor=factor, injected=inject)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="unet-decoder-noise-") as tmp:
         measured = []
         for i in range(runs):
             progress(f"A/A run {i + 1}/{runs}")
-            measured.append(_asv_run(base, Path(tmp) / f"a{i}", regex, machine, env))
+            measured.append(_asv_run(base, Path(tmp) / f"a{i}", regex, machine, env, head))
         names = sorted(set.intersection(*(set(m) for m in measured)))
         if not names:
             raise UNetDecoderError(f"no benchmark matching {regex!r} was measured in every run")
@@ -148,7 +148,7 @@ def measure_noise(
             slowed_env = {**env, "UNET_BENCH_INJECT_SLOWDOWN": str(inject)}
             for i in range(runs):
                 progress(f"run {i + 1}/{runs} with every forward {inject:.0%} slower")
-                slowed = _asv_run(base, Path(tmp) / f"b{i}", regex, machine, slowed_env)
+                slowed = _asv_run(base, Path(tmp) / f"b{i}", regex, machine, slowed_env, head)
                 for n in names:
                     if n in slowed and "time_" in n:
                         report.injected_pairs += 1

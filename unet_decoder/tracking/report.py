@@ -19,11 +19,10 @@ from rich.table import Table
 
 from ..passes.registry import EXACT_TOLERANCE
 from .bench import fastest_within_budget
+from .measure import BUSY_OTHERS_PCT
 
 #: Load average per core above which a measurement is flagged as noise.
 BUSY_LOAD_PER_CORE = 0.5
-#: Share of all cores used by other processes while measuring, above which rows are noise.
-BUSY_OTHERS_PCT = 15.0
 
 COLUMNS = ("encoder", "model", "flags", "median_ms", "iqr_ms", "speedup", "gflops", "peak_pct",
            "peak_mb", "max_rel_error", "pixel_agreement", "miou", "setup_s")  # fmt: skip
