@@ -155,13 +155,15 @@ class UNet(nn.Module):
         height, width = x.shape[-2:]
         stride = self.encoder.output_stride
         pad_h, pad_w = (-height) % stride, (-width) % stride
-        if pad_h or pad_w:
+        # An exported graph must pad and crop for every size, not just its example's.
+        always = torch.compiler.is_exporting()
+        if always or pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         features = self.encoder(x)
         y = self.decoder(features)
         if self.encoder.reductions[0] > 1:
             y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
         y = self.head(y)
-        if pad_h or pad_w:
+        if always or pad_h or pad_w:
             y = y[..., :height, :width]
         return y

@@ -7,12 +7,16 @@ import copy
 import difflib
 import time
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..errors import FlagError, InputError
 from .registry import CONFLICTS, FLAGS, Pass, Pipeline, inductor_config, no_grad_context
+
+if TYPE_CHECKING:
+    from ..engines.deploy import EngineModel
 
 
 def parse_flags(flags: str | Iterable[str] | None) -> list[str]:
@@ -109,12 +113,16 @@ def optimize(
     threads: int | None = None,
     calibration: Iterable[torch.Tensor] | None = None,
     warmup: int = 2,
-) -> OptimizedModel:
+    backend: str = "torch",
+) -> OptimizedModel | EngineModel:
     """Return a callable running `model` with `flags` applied; `model` itself is not modified.
 
     `example_input` fixes the shape used for folding, calibration (int8, unless `calibration`
     batches are given) and compilation; by default a 1x{in_chans}x256x256 normal tensor.
     `threads` sets torch's intra-op thread count for the process (recorded on the result).
+    `backend` "onnxruntime" or "openvino" exports the (reparameterized, folded) model and runs
+    it in that engine at the precision flag's precision (`engines` extra), built for
+    `example_input`'s shape; flags then may be reparam, fuse_bn and int8 or bf16.
     """
     names = parse_flags(flags)
     check_applicable(model, names)
@@ -125,9 +133,15 @@ def optimize(
     in_chans = getattr(model, "in_chans", 3)
     if example_input is None:
         example_input = torch.randn(1, in_chans, 256, 256)
+    batches = list(calibration) if calibration is not None else [example_input]
+    if backend != "torch":
+        from ..engines.deploy import deploy
+
+        return deploy(model, names, example_input, backend=backend,
+                      threads=torch.get_num_threads(), calibration=batches,
+                      warmup=warmup)  # fmt: skip
     start = time.perf_counter()
     module = copy.deepcopy(model).eval()
-    batches = list(calibration) if calibration is not None else [example_input]
     pipeline = Pipeline(module=module, example_input=example_input, calibration=batches)
     for name in names:
         FLAGS[name].apply(pipeline)

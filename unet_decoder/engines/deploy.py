@@ -1,0 +1,130 @@
+"""The engines as `optimize` backends: export once, hand the graph to the engine, same contract.
+
+A backend run is judged exactly like a torch flag set: its logits against the plain fp32
+eager model, within the budget of its precision flag (exact, bf16 or int8). Only the flags
+that rewrite the model itself (reparam, fuse_bn) are applied before export; each engine
+plans its own memory layout and graph, so torch's runtime flags do not apply to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import FlagError, InputError
+from ..passes.optimize import flags_label
+from ..passes.registry import FLAGS, Pipeline
+from .export import export_onnx
+
+#: Flags applied to the torch module before export (they change the model, not how it runs).
+MODEL_REWRITES = ("reparam", "fuse_bn")
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    description: str
+    precisions: tuple[str, ...]  # "fp32" is the absence of a precision flag
+
+    def why_not(self, flag: str) -> str | None:
+        if flag in MODEL_REWRITES or flag in self.precisions:
+            return None
+        if flag in ("int8", "bf16"):
+            return f"{self.name} has no {flag} CPU kernels for this model"
+        return f"it is a torch runtime flag; {self.name} plans its own layout and graph"
+
+
+BACKENDS: dict[str, Backend] = {
+    "onnxruntime": Backend(
+        "onnxruntime", "ONNX Runtime CPU (ORT_ENABLE_ALL); int8: static QDQ, u8/s8 per-channel",
+        ("int8",),
+    ),
+    "openvino": Backend(
+        "openvino", "OpenVINO CPU, explicit precision hint; int8: NNCF post-training",
+        ("bf16", "int8"),
+    ),
+}
+
+
+def check_backend(backend: str, names: Sequence[str]) -> Backend:
+    """The backend, or a one-line FlagError naming what to change."""
+    if backend not in BACKENDS:
+        raise FlagError(
+            f"Unknown backend {backend!r}; pick torch or one of {', '.join(BACKENDS)}."
+        )
+    chosen = BACKENDS[backend]
+    for name in names:
+        why = chosen.why_not(name)
+        if why:
+            raise FlagError(f"Flag {name!r} does not apply to the {backend} backend: {why}.")
+    return chosen
+
+
+class EngineModel:
+    """What `optimize(..., backend=...)` returns: call it like the model (torch tensor in,
+    fp32 torch logits out). The engine was built for `example_input`'s shape."""
+
+    def __init__(self, runner, backend: str, flags: list[str], in_chans: int, threads: int,
+                 shape: tuple[int, ...]) -> None:  # fmt: skip
+        self.runner = runner
+        self.backend = backend
+        self.flags = flags
+        self.label = f"{backend}+{flags_label(flags)}" if flags else backend
+        self.in_chans = in_chans
+        self.threads = threads
+        self.shape = shape
+        self.setup_seconds = 0.0
+        self.notes: dict[str, object] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or tuple(x.shape) != self.shape:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InputError(
+                f"This {self.backend} model was built for inputs of shape {self.shape}, got "
+                f"{got}; call optimize() again with an example_input of that shape."
+            )
+        return self.runner(x.detach().float().contiguous())
+
+    def __repr__(self) -> str:
+        return f"EngineModel({self.label!r}, threads={self.threads})"
+
+
+def deploy(
+    model: nn.Module,
+    names: list[str],
+    example_input: torch.Tensor,
+    *,
+    backend: str,
+    threads: int,
+    calibration: list[torch.Tensor],
+    warmup: int,
+) -> EngineModel:
+    """Rewrite (reparam, fuse_bn), export at `example_input`'s shape, build the engine."""
+    chosen = check_backend(backend, names)
+    start = time.perf_counter()
+    pipeline = Pipeline(copy.deepcopy(model).eval(), example_input, calibration)
+    for name in names:
+        if name in MODEL_REWRITES:
+            FLAGS[name].apply(pipeline)
+    precision = next((n for n in names if n in chosen.precisions), "fp32")
+    with tempfile.TemporaryDirectory(prefix=f"unet-decoder-{backend}-") as tmp:
+        onnx = export_onnx(pipeline.module, Path(tmp) / "model.onnx", example_input,
+                           dynamic=False)  # fmt: skip
+        if backend == "onnxruntime":
+            from .onnxruntime import build
+        else:
+            from .openvino import build
+        runner = build(onnx, precision, threads, calibration)
+    result = EngineModel(runner, backend, names, getattr(model, "in_chans", 3), threads,
+                         tuple(example_input.shape))  # fmt: skip
+    for _ in range(warmup):
+        result(example_input)
+    result.setup_seconds = time.perf_counter() - start
+    return result
