@@ -28,9 +28,9 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     base = repo.git("rev-parse", "HEAD").stdout.strip()
     repo.edit(
         "unet_decoder/model/unet.py",
-        "        y = self.decoder(features)\n",
+        "        y = self.head(self.decoder(features))\n",
         "        for _ in range(4):  # the decoder 4 times: clearly slower than FACTOR\n"
-        "            y = self.decoder(features)\n",
+        "            y = self.head(self.decoder(features))\n",
     )
     slow = repo.commit("run the decoder four times")
     repo.edit("README.md", "# unet-decoder", "# unet-decoder (docs change)")

@@ -89,3 +89,29 @@ def test_gradients_reach_encoder_and_decoder_in_train_mode():
     stem = [n for n in params if n.startswith("encoder.model.conv1")]
     assert stem and set(stem) <= nonzero
     assert {n for n in params if n.startswith(("decoder.", "head."))} <= nonzero
+
+
+@pytest.mark.parametrize("encoder", ["test_resnet", "test_convnext"])
+def test_head_before_upsample_gives_the_papers_logits(encoder):
+    """The head runs at the decoder's resolution, then the logits are upsampled: the same
+    logits as the paper's order (upsample the features, then the 1x1 conv), to float rounding,
+    on odd sizes too (borders and the pad/crop included)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = UNet(encoder, num_classes=5).eval()
+    for m in model.modules():  # non-trivial BN statistics and a head bias
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    nn.init.uniform_(model.head.bias, -1, 1)
+    x = torch.randn(2, 3, 61, 77)
+    with torch.no_grad():
+        ours = model(x)
+        stride = model.encoder.output_stride
+        padded = F.pad(x, (0, (-77) % stride, 0, (-61) % stride))
+        y = model.decoder(model.encoder(padded))
+        y = F.interpolate(y, size=padded.shape[-2:], mode="bilinear", align_corners=False)
+        papers = model.head(y)[..., :61, :77]
+    assert model.encoder.reductions[0] > 1  # the upsample is really there
+    assert ((ours - papers).norm() / papers.norm()).item() < 1e-6

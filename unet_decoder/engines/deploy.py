@@ -43,11 +43,13 @@ class Backend:
 
 BACKENDS: dict[str, Backend] = {
     "onnxruntime": Backend(
-        "onnxruntime", "ONNX Runtime CPU (ORT_ENABLE_ALL); int8: static QDQ, u8/s8 per-channel",
+        "onnxruntime",
+        "ONNX Runtime CPU (ORT_ENABLE_ALL); int8: static QDQ, u8/s8 per-channel",
         ("int8",),
     ),
     "openvino": Backend(
-        "openvino", "OpenVINO CPU, explicit precision hint; int8: NNCF post-training",
+        "openvino",
+        "OpenVINO CPU, explicit precision hint; int8: NNCF post-training",
         ("bf16", "int8"),
     ),
 }
@@ -56,9 +58,7 @@ BACKENDS: dict[str, Backend] = {
 def check_backend(backend: str, names: Sequence[str]) -> Backend:
     """The backend, or a one-line FlagError naming what to change."""
     if backend not in BACKENDS:
-        raise FlagError(
-            f"Unknown backend {backend!r}; pick torch or one of {', '.join(BACKENDS)}."
-        )
+        raise FlagError(f"Unknown backend {backend!r}; pick torch or one of {', '.join(BACKENDS)}.")
     chosen = BACKENDS[backend]
     for name in names:
         why = chosen.why_not(name)

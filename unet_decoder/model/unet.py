@@ -29,8 +29,8 @@ class UNet(nn.Module):
     Any input height and width works: the input is zero-padded at the bottom/right up to a
     multiple of the encoder's largest stride, run, and the logits cropped back, so they always
     have the input's size. The last decoder block runs at the encoder's first stride (2 for
-    most CNNs, 4 for convnext/swin/fastvit); a bilinear upsample brings it to the input size and a
-    1x1 conv (the paper's final layer) gives `num_classes` logits.
+    most CNNs, 4 for convnext/swin/fastvit); a 1x1 conv (the paper's final layer) gives
+    `num_classes` logits, and a bilinear upsample brings them to the input size.
 
     Weights: `pretrained=False` by default, because hubs are unreachable on many machines;
     `checkpoint_path` loads a local safetensors or weights-only torch file holding either the
@@ -160,10 +160,12 @@ class UNet(nn.Module):
         if always or pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         features = self.encoder(x)
-        y = self.decoder(features)
+        # The 1x1 head runs before the upsample, on the decoder's resolution: bilinear
+        # interpolation weights sum to 1, so it commutes with the affine head, and the upsample
+        # then moves num_classes channels instead of the decoder's last width (32).
+        y = self.head(self.decoder(features))
         if self.encoder.reductions[0] > 1:
             y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        y = self.head(y)
         if always or pad_h or pad_w:
             y = y[..., :height, :width]
         return y
