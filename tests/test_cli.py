@@ -190,7 +190,8 @@ def test_bench_on_a_pipe_logs_progress_lines(tmp_path):
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     # training notes (first run on a machine) come between, unnumbered
-    assert "[1/2] conv peak" in done.stderr and "[2/2] test_resnet none" in done.stderr
+    assert "[1/3] conv peak" in done.stderr and "[2/3] test_resnet none" in done.stderr
+    assert "[3/3] test_resnet: timing 1 rows in interleaved rounds" in done.stderr
     assert "test_resnet" in done.stdout and "median ms" in done.stdout
 
 

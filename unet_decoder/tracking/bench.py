@@ -24,12 +24,14 @@ from ..passes.optimize import check_applicable, flags_label, optimize, parse_fla
 from ..passes.registry import FLAGS, min_agreement
 from .measure import (
     OtherProcessesCPU,
+    Timing,
     conv_peak_gflops,
     count_flops,
     forward_peak_mb,
     load_average,
     machine_info,
     time_call,
+    time_interleaved,
 )
 
 BEST_EXACT = ["reparam", "fuse_bn", "channels_last", "inference_mode"]
@@ -40,13 +42,14 @@ Progress = Callable[[str, int], None]
 
 
 def default_flag_sets(model: torch.nn.Module) -> list[list[str]]:
-    """none, each applicable eager pass alone, the best eager, compiled and int8 sets."""
+    """none, each applicable eager pass alone, the best eager, compiled, bf16 and int8 sets."""
     applicable = [n for n in FLAGS if FLAGS[n].applies_to(model)]
     singles = [[n] for n in applicable if n not in ("compile", "int8")]
     best = [n for n in BEST_EXACT if n in applicable]
     compiled = parse_flags([*best, "compile"])
+    bf16 = parse_flags([*best, "bf16", "compile"])
     int8 = parse_flags([n for n in best if n != "inference_mode"] + ["int8", "inference_mode"])
-    sets = [[], *singles, parse_flags(best), compiled, int8]
+    sets = [[], *singles, parse_flags(best), compiled, bf16, int8]
     unique: list[list[str]] = []
     for s in sets:
         if s not in unique:
@@ -54,11 +57,29 @@ def default_flag_sets(model: torch.nn.Module) -> list[list[str]]:
     return unique
 
 
+#: The engine rows of `--peers`: each engine at each precision it offers, on our exported
+#: model after the rewrites that apply (reparam, fuse_bn), calibrated like our int8.
+ENGINE_SETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("onnxruntime", ()),
+    ("onnxruntime", ("int8",)),
+    ("openvino", ()),
+    ("openvino", ("bf16",)),
+    ("openvino", ("int8",)),
+)
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def precision_of(flags: Sequence[str]) -> str:
+    return next((p for p in ("int8", "bf16") if p in flags), "fp32")
+
+
 @dataclass
 class Row:
     encoder: str
     flags: str
     model: str
+    backend: str
+    precision: str
     median_ms: float
     iqr_ms: float
     samples: int
@@ -156,6 +177,49 @@ def checkpoint_subject(
     )  # fmt: skip
 
 
+def prepare_row(
+    model: nn.Module,
+    subject: Subject,
+    reference: torch.Tensor,
+    flags: list[str],
+    threads: int,
+    backend: str = "torch",
+) -> tuple[Callable[[], object], dict[str, object]]:
+    """One flag set, built and judged but not yet timed: optimize (setup timed apart), the
+    forward's own peak memory, accuracy on the held-out images. Returns the call to time
+    and the row so far."""
+    x = subject.timing_input
+    run = optimize(model, flags, example_input=x, threads=threads,
+                   calibration=subject.calibration, backend=backend)  # fmt: skip
+    peak_mb = forward_peak_mb(lambda: run(x))
+    out = torch.cat([run(b) for b in subject.held_out])
+    error = relative_error(out, reference)
+    agreement = pixel_agreement(out, reference)
+    budget = max((FLAGS[f].tolerance for f in flags), default=FLAGS["inference_mode"].tolerance)
+    floor = min_agreement(budget)
+    miou = None
+    if subject.masks is not None and getattr(model, "num_classes", 0) == subject.num_classes:
+        miou = mean_iou(out, subject.masks, subject.num_classes)
+    row = dict(
+        flags=run.label, backend=backend, precision=precision_of(flags), peak_mb=peak_mb,
+        max_rel_error=error, pixel_agreement=agreement, miou=miou, setup_s=run.setup_seconds,
+        within_budget=error <= budget and agreement >= floor, budget=budget,
+        min_agreement=floor,
+    )  # fmt: skip
+    return (lambda: run(x)), row
+
+
+def add_timing(
+    row: dict[str, object], timing: Timing, flops: int | None, conv_peak: float | None
+) -> dict[str, object]:
+    gflops = None if flops is None else flops / (timing.median_ms * 1e-3) / 1e9
+    row.update(
+        median_ms=timing.median_ms, iqr_ms=timing.iqr_ms, samples=timing.samples, gflops=gflops,
+        peak_pct=None if gflops is None or conv_peak is None else 100 * gflops / conv_peak,
+    )  # fmt: skip
+    return row
+
+
 def measure_row(
     model: nn.Module,
     subject: Subject,
@@ -165,38 +229,18 @@ def measure_row(
     flops: int | None,
     conv_peak: float | None,
     min_seconds: float,
+    backend: str = "torch",
 ) -> dict[str, object]:
-    """One flag set: optimize (setup timed apart), median time, the forward's own peak
-    memory, and accuracy on the held-out images; shared by the bench and the asv suites."""
-    x = subject.timing_input
-    run = optimize(model, flags, example_input=x, threads=threads, calibration=subject.calibration)
-    timing = time_call(lambda: run(x), min_seconds=min_seconds)
-    peak_mb = forward_peak_mb(lambda: run(x))
-    out = torch.cat([run(b) for b in subject.held_out])
-    error = relative_error(out, reference)
-    agreement = pixel_agreement(out, reference)
-    budget = max((FLAGS[f].tolerance for f in flags), default=FLAGS["inference_mode"].tolerance)
-    floor = min_agreement(budget)
-    gflops = None if flops is None else flops / (timing.median_ms * 1e-3) / 1e9
-    miou = None
-    if subject.masks is not None and getattr(model, "num_classes", 0) == subject.num_classes:
-        miou = mean_iou(out, subject.masks, subject.num_classes)
-    return dict(
-        flags=run.label,
-        median_ms=timing.median_ms,
-        iqr_ms=timing.iqr_ms,
-        samples=timing.samples,
-        gflops=gflops,
-        peak_pct=None if gflops is None or conv_peak is None else 100 * gflops / conv_peak,
-        peak_mb=peak_mb,
-        max_rel_error=error,
-        pixel_agreement=agreement,
-        miou=miou,
-        setup_s=run.setup_seconds,
-        within_budget=error <= budget and agreement >= floor,
-        budget=budget,
-        min_agreement=floor,
-    )
+    """One flag set measured on its own: `prepare_row`, then a median of many calls; what
+    the asv suites record per grid entry (the bench times its rows interleaved instead)."""
+    call, row = prepare_row(model, subject, reference, flags, threads, backend)
+    return add_timing(row, time_call(call, min_seconds=min_seconds), flops, conv_peak)
+
+
+def engine_plans(model: nn.Module) -> list[tuple[str, list[str]]]:
+    """`ENGINE_SETS` with the model rewrites that apply to this encoder."""
+    rewrites = [n for n in ("reparam", "fuse_bn") if FLAGS[n].applies_to(model)]
+    return [(backend, parse_flags([*rewrites, *extra])) for backend, extra in ENGINE_SETS]
 
 
 def run_bench(
@@ -240,10 +284,16 @@ def run_bench(
             check_applicable(model, flags)
             plans.append((name, flags))
     if peers:
+        from ..engines.export import require
         from .peers import smp_unet
 
+        for module in ("onnxscript", "onnxruntime", "openvino", "nncf"):
+            require(module, "--peers (ONNX Runtime and OpenVINO rows)")
         peer_models = {name: smp_unet(name) for name in encoders}
-    total = 1 + len(plans) + (2 * len(encoders) if peers else 0)
+        engines = {name: engine_plans(plain[name]) for name in encoders}
+    total = 1 + len(plans) + len(encoders)
+    if peers:
+        total += sum(2 + len(e) for e in engines.values())
     report = progress or (lambda label, total: None)
 
     def step(label: str) -> None:
@@ -272,33 +322,40 @@ def run_bench(
         model = subject.model
         reference = subject.reference()
         flops = count_flops(model, subject.timing_input)
-        for enc, flags in plans:
-            if enc != name:
-                continue
+        x = subject.timing_input
+        # (model label, call, row so far, flops): built and judged first, timed together
+        built: list[tuple[str, Callable[[], object], dict[str, object], int | None]] = []
+        mine = [flags for enc, flags in plans if enc == name]
+        if [] not in mine:  # the speedup's baseline is always timed in the same rounds
+            built.append(("baseline", lambda m=model, x=x: m(x), {}, flops))
+        for flags in mine:
             step(f"{name} {flags_label(flags)}")
-            r = measure_row(model, subject, reference, flags, threads, flops, conv_peak,
-                            min_seconds)  # fmt: skip
-            rows.append(Row(encoder=name, model="unet_decoder", speedup=0.0, **r))
+            call, row = prepare_row(model, subject, reference, flags, threads)
+            built.append(("unet_decoder", call, row, flops))
         if peers:
+            for backend, flags in engines[name]:
+                step(f"{name} {backend}+{flags_label(flags)}")
+                call, row = prepare_row(model, subject, reference, flags, threads, backend)
+                built.append(("unet_decoder", call, row, flops))
             peer = peer_models[name]
-            peer_subject = Subject(name, peer, "random init", [subject.timing_input],
-                                   [subject.timing_input], None, 1)  # fmt: skip
+            peer_subject = Subject(name, peer, "random init", [x], [x], None, 1)
             peer_reference = peer_subject.reference()
-            peer_flops = count_flops(peer, subject.timing_input)
+            peer_flops = count_flops(peer, x)
             for flags in ([], ["channels_last", "compile", "inference_mode"]):
                 step(f"smp {name} {flags_label(flags)}")
-                r = measure_row(peer, peer_subject, peer_reference, flags, threads, peer_flops,
-                                conv_peak, min_seconds)  # fmt: skip
-                rows.append(Row(encoder=name, model="smp.Unet", speedup=0.0, **r))
-        baseline = next(
-            (r.median_ms for r in rows if r.encoder == name and r.model == "unet_decoder"
-             and r.flags == "none"),
-            None,
-        )  # fmt: skip
-        if baseline is None:  # no plain row asked for: time it, the speedup needs it
-            step(f"{name} none (baseline)")
-            x = subject.timing_input
-            baseline = time_call(lambda m=model, x=x: m(x), min_seconds=min_seconds).median_ms
+                call, row = prepare_row(peer, peer_subject, peer_reference, flags, threads)
+                built.append(("smp.Unet", call, row, peer_flops))
+        step(f"{name}: timing {len(built)} rows in interleaved rounds")
+        timings = time_interleaved([b[1] for b in built], min_seconds=min_seconds)
+        baseline = None
+        for (label, _, row, row_flops), timing in zip(built, timings, strict=True):
+            if label == "baseline":
+                baseline = timing.median_ms
+                continue
+            add_timing(row, timing, row_flops, conv_peak)
+            rows.append(Row(encoder=name, model=label, speedup=0.0, **row))
+            if label == "unet_decoder" and row["flags"] == "none":
+                baseline = timing.median_ms
         for row in rows:
             if row.encoder == name:
                 row.speedup = baseline / row.median_ms
@@ -314,7 +371,8 @@ def run_bench(
 
 
 def fastest_within_budget(result: dict[str, object]) -> dict[str, object] | None:
-    """The fastest of our rows whose error and agreement are within their flags' budget."""
+    """The fastest of our rows (torch or an engine running our model) whose error and
+    agreement are within their flags' budget."""
     ours = [r for r in result["rows"] if r["model"] == "unet_decoder" and r["within_budget"]]
     return min(ours, key=lambda r: r["median_ms"], default=None)
 

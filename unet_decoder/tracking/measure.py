@@ -41,6 +41,44 @@ def time_call(
     return Timing(statistics.median(samples), quartiles[2] - quartiles[0], len(samples))
 
 
+#: Pause between two candidates of an interleaved round (see `time_interleaved`).
+SWITCH_PAUSE_S = 0.05
+
+
+def time_interleaved(
+    fns: list[Callable[[], object]],
+    *,
+    rounds: int = 5,
+    min_seconds: float = 1.0,
+    min_samples: int = 10,
+) -> list[Timing]:
+    """Time several candidates side by side: `rounds` rounds, each giving every candidate
+    `min_seconds / rounds` of calls in turn, so a slow minute of the machine hits them all
+    alike instead of whichever row happened to run then. Per candidate: median and IQR of
+    all its samples."""
+    samples: list[list[float]] = [[] for _ in fns]
+    per_round = min_seconds / rounds
+    per_round_calls = max(2, -(-min_samples // rounds))
+    for _ in range(rounds):
+        for fn, mine in zip(fns, samples, strict=True):
+            # The previous candidate's thread pool (OpenMP, ONNX Runtime's, OpenVINO's TBB)
+            # spins for a while after its last call and would steal this one's cores: let
+            # it go idle, then warm this one's caches with an untimed call.
+            time.sleep(SWITCH_PAUSE_S)
+            fn()
+            start, n = time.perf_counter(), 0
+            while n < per_round_calls or time.perf_counter() - start < per_round:
+                t0 = time.perf_counter()
+                fn()
+                mine.append((time.perf_counter() - t0) * 1e3)
+                n += 1
+    timings = []
+    for mine in samples:
+        quartiles = statistics.quantiles(mine, n=4)
+        timings.append(Timing(statistics.median(mine), quartiles[2] - quartiles[0], len(mine)))
+    return timings
+
+
 def count_flops(model: nn.Module, x: torch.Tensor) -> int:
     """FLOPs of one forward of the plain model (a multiply-add counts 2)."""
     counter = FlopCounterMode(display=False)

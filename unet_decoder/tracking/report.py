@@ -24,8 +24,9 @@ from .measure import BUSY_OTHERS_PCT
 #: Load average per core above which a measurement is flagged as noise.
 BUSY_LOAD_PER_CORE = 0.5
 
-COLUMNS = ("encoder", "model", "flags", "median_ms", "iqr_ms", "speedup", "gflops", "peak_pct",
-           "peak_mb", "max_rel_error", "pixel_agreement", "miou", "setup_s")  # fmt: skip
+COLUMNS = ("encoder", "model", "backend", "precision", "flags", "median_ms", "iqr_ms",
+           "speedup", "gflops", "peak_pct", "peak_mb", "max_rel_error", "pixel_agreement",
+           "miou", "setup_s")  # fmt: skip
 
 
 def write_atomically(path: str | Path, data: bytes) -> None:
@@ -65,13 +66,14 @@ def to_png(result: dict) -> bytes:
     for ax, encoder in zip(axes[:, 0], encoders, strict=True):
         mine = [r for r in rows if r["encoder"] == encoder]
         labels = [f"{'smp: ' if r['model'] != 'unet_decoder' else ''}{r['flags']}" for r in mine]
-        colors = ["tab:gray" if r["model"] != "unet_decoder" else
-                  ("tab:blue" if r["within_budget"] else "tab:red") for r in mine]  # fmt: skip
+        colors = ["tab:gray" if r["model"] != "unet_decoder" else "tab:red"
+                  if not r["within_budget"] else "tab:orange" if r.get("backend", "torch")
+                  != "torch" else "tab:blue" for r in mine]  # fmt: skip
         ax.barh(labels, [r["speedup"] for r in mine], color=colors)
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.invert_yaxis()
         ax.set_title(f"{encoder}: speedup vs plain fp32 eager")
-        ax.set_xlabel("speedup (x); red: error over the flags' budget, gray: smp.Unet")
+        ax.set_xlabel("speedup (x); red: over the flags' budget, orange: an engine, gray: smp.Unet")
     machine = result["machine"]
     fig.suptitle(f"torch {machine['torch']}, {machine['threads']} threads, {machine['cpu']}",
                  fontsize=8)  # fmt: skip
@@ -186,18 +188,48 @@ def print_table(result: dict, console: Console | None = None) -> None:
         console.print(f"[bold yellow]warning:[/bold yellow] {note}")
 
 
+#: How much faster than the fastest engine our best torch set must be to count as ahead.
+AHEAD = 1.05
+
+
+def engine_comparison(rows: list[dict]) -> list[dict]:
+    """Per precision: our fastest torch row within budget vs the fastest engine row within
+    budget, on one encoder; `ratio` > 1 means torch is faster."""
+    found = []
+    for precision in ("fp32", "bf16", "int8"):
+        within = [r for r in rows if r["model"] == "unet_decoder" and r["within_budget"]
+                  and r.get("precision") == precision]  # fmt: skip
+        ours = min((r for r in within if r["backend"] == "torch"),
+                   key=lambda r: r["median_ms"], default=None)  # fmt: skip
+        engine = min((r for r in within if r["backend"] != "torch"),
+                     key=lambda r: r["median_ms"], default=None)  # fmt: skip
+        if ours is not None and engine is not None:
+            found.append(dict(precision=precision, ours=ours, engine=engine,
+                              ratio=engine["median_ms"] / ours["median_ms"]))  # fmt: skip
+    return found
+
+
 def _print_peer_comparison(console: Console, rows: list[dict]) -> None:
     peers = [r for r in rows if r["model"] != "unet_decoder"]
     if not peers:
         return
     peer = min(peers, key=lambda r: r["median_ms"])
-    ours = [r for r in rows if r["model"] == "unet_decoder" and r["within_budget"]]
+    ours = [r for r in rows if r["model"] == "unet_decoder" and r["within_budget"]
+            and r.get("backend", "torch") == "torch"]  # fmt: skip
     exact = [r for r in ours if r["budget"] <= EXACT_TOLERANCE]
+    encoder = rows[0]["encoder"]
     for kind, pool in (("exact-math", exact), ("any precision", ours)):
         best = min(pool, key=lambda r: r["median_ms"], default=None)
         if best is not None:
             console.print(
-                f"{rows[0]['encoder']}: best {kind} set {best['flags']} {best['median_ms']:.1f} ms"
+                f"{encoder}: best {kind} set {best['flags']} {best['median_ms']:.1f} ms"
                 f" vs smp.Unet at its best ({peer['flags']}) {peer['median_ms']:.1f} ms: "
                 f"[bold]{peer['median_ms'] / best['median_ms']:.2f}x[/bold] faster"
             )
+    for c in engine_comparison(rows):
+        verdict = "ahead" if c["ratio"] >= AHEAD else "NOT ahead"
+        console.print(
+            f"{encoder} {c['precision']}: torch {c['ours']['median_ms']:.1f} ms vs fastest "
+            f"engine {c['engine']['flags']} {c['engine']['median_ms']:.1f} ms: "
+            f"[bold]{c['ratio']:.2f}x[/bold] ({verdict}; ahead means >= {AHEAD:.2f}x)"
+        )
