@@ -36,11 +36,23 @@ except ImportError:
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
+#: The deployment engines, on our model exported after the rewrites that apply (reparam,
+#: fuse_bn): name -> (backend, precision flags). Same encoders, input, threads and metrics as
+#: the torch sets, so the dashboard shows them side by side.
+ENGINE_SETS = {
+    "onnxruntime": ("onnxruntime", []),
+    "onnxruntime_int8": ("onnxruntime", ["int8"]),
+    "openvino": ("openvino", []),
+    "openvino_bf16": ("openvino", ["bf16"]),
+    "openvino_int8": ("openvino", ["int8"]),
+}
+
 #: One encoder of each kind: 5-level CNN, depthwise CNN, reparameterizable, stride-4-first;
 #: and timm's tiny test_resnet, a cheap probe of per-call overhead that the tests select.
 ENCODERS = ["resnet34", "efficientnet_b0", "mobileone_s0", "convnext_atto", "test_resnet"]
 FLAG_SETS = ["none", "inference_mode", "channels_last", "fuse_bn", "reparam", "bf16",
-             "best_eager", "best_compiled", "best_int8"]  # fmt: skip
+             "best_eager", "best_compiled", "best_int8", "best_bf16",
+             *ENGINE_SETS]  # fmt: skip
 SIZE = 256
 THREADS = 2
 
@@ -50,6 +62,7 @@ BEST = {
     "best_eager": ["reparam", "fuse_bn", "channels_last", "inference_mode"],
     "best_compiled": ["reparam", "fuse_bn", "channels_last", "compile", "inference_mode"],
     "best_int8": ["reparam", "fuse_bn", "channels_last", "int8", "inference_mode"],
+    "best_bf16": ["reparam", "fuse_bn", "channels_last", "bf16", "compile", "inference_mode"],
 }
 
 
@@ -109,10 +122,24 @@ def example_input(batch: int = 1, size: int = SIZE) -> torch.Tensor:
     return torch.randn(batch, 3, size, size, generator=generator)
 
 
-def resolve(encoder: str, flags: str) -> list[str]:
-    """The concrete flag list for a grid entry; NotImplementedError (asv: n/a) if inapplicable."""
+def resolve(encoder: str, flags: str) -> tuple[str, list[str]]:
+    """(backend, concrete flag list) for a grid entry; NotImplementedError (asv: n/a) if the
+    flags do not apply to the encoder or this commit's build has no such backend."""
     m = model(encoder)
-    if flags in BEST:
+    backend = "torch"
+    if flags in ENGINE_SETS:
+        backend, extra = ENGINE_SETS[flags]
+        try:
+            from unet_decoder.engines.export import EngineUnavailableError, require
+        except ImportError:
+            raise NotImplementedError("this commit has no engine backends") from None
+        try:
+            for module in ("onnxscript", backend, *(["nncf"] if backend == "openvino" else [])):
+                require(module, f"the {flags} entry")
+        except EngineUnavailableError as e:
+            raise NotImplementedError(str(e)) from None
+        names = [f for f in ("reparam", "fuse_bn") if FLAGS[f].applies_to(m)] + extra
+    elif flags in BEST:
         names = [f for f in BEST[flags] if FLAGS[f].applies_to(m)]
     else:
         names = parse_flags(flags)
@@ -120,16 +147,17 @@ def resolve(encoder: str, flags: str) -> list[str]:
         check_applicable(m, names)
     except FlagError as e:
         raise NotImplementedError(str(e)) from None
-    return names
+    return backend, names
 
 
 def runner(encoder: str, flags: str, batch: int = 1, size: int = SIZE, threads: int = THREADS):
     """The optimized model for a grid entry, built (and compiled) once per process."""
     key = (encoder, flags, batch, size, threads)
     if key not in _runners:
-        names = resolve(encoder, flags)
+        backend, names = resolve(encoder, flags)
         x = example_input(batch, size)
-        _runners[key] = optimize(model(encoder), names, x, threads=threads)
+        kwargs = {"backend": backend} if backend != "torch" else {}
+        _runners[key] = optimize(model(encoder), names, x, threads=threads, **kwargs)
     torch.set_num_threads(threads)
     warn_if_busy()
     return _runners[key]

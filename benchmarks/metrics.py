@@ -13,15 +13,16 @@ from .common import ENCODERS, FLAG_SETS, SIZE, THREADS, cached_entry, measure, r
 
 def _measure(encoder, flags):
     """One grid entry on the trained model, measured as `unet-decoder bench` measures a row."""
-    names = resolve(encoder, flags)  # n/a before any training
+    backend, names = resolve(encoder, flags)  # n/a before any training
     try:
         from unet_decoder.tracking.bench import measure_row, synthetic_subject
     except ImportError:  # a commit from before trained weights existed
         raise NotImplementedError("this commit has no trained-weights measurement") from None
     subject = synthetic_subject(encoder, SIZE, 1)
     flops = measure.count_flops(subject.model, subject.timing_input)
+    kwargs = {"backend": backend} if backend != "torch" else {}
     row = measure_row(subject.model, subject, subject.reference(), names, THREADS, flops,
-                      None, min_seconds=0.5)  # fmt: skip
+                      None, min_seconds=0.5, **kwargs)  # fmt: skip
     return {
         "relative_error": row["max_rel_error"],
         "pixel_agreement": 100 * row["pixel_agreement"],

@@ -43,7 +43,7 @@ def _measure(flags):
     """One flag set on your checkpoint and images, measured as `bench --checkpoint` does."""
     from unet_decoder.tracking.bench import checkpoint_subject, measure_row
 
-    names = resolve(ENCODER, flags)
+    backend, names = resolve(ENCODER, flags)
     if not _subject:
         optional = [os.environ.get(v) for v in ("UNET_BENCH_IMAGES", "UNET_BENCH_MASKS")]
         _subject.append(checkpoint_subject(
@@ -51,8 +51,9 @@ def _measure(flags):
             *(Path(v) if v else None for v in optional), SIZE, 1,
         ))  # fmt: skip
     subject = _subject[0]
+    kwargs = {"backend": backend} if backend != "torch" else {}
     row = measure_row(subject.model, subject, subject.reference(), names, THREADS, None, None,
-                      min_seconds=1.0)  # fmt: skip
+                      min_seconds=1.0, **kwargs)  # fmt: skip
     return {
         "time_ms": row["median_ms"],
         "relative_error": row["max_rel_error"],

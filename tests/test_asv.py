@@ -216,11 +216,14 @@ def test_your_checkpoint_is_tracked_in_its_own_series(tmp_path, trained_test_res
 
 
 @pytest.mark.slow
-def test_every_matrix_environment_runs_an_int8_entry(tmp_path, asv_env_dir):
-    """Each torch release of the matrix either runs int8 or says why not: here, it runs."""
+def test_every_matrix_environment_runs_the_int8_entries(tmp_path, asv_env_dir):
+    """Each torch release of the matrix either runs int8 or says why not: here, torch's
+    int8 and both engines' int8 (export, quantization and engine imports included) run."""
     repo = ScratchRepo(tmp_path, asv_env_dir, whole_matrix=True)
+    names = ("best_int8", "onnxruntime_int8", "openvino_int8")
     run = repo.asv("run", "--machine", "ci", "--show-stderr", "--quick", "-b",
-                   r"time_forward\('test_resnet', 'best_int8'\)", "HEAD^!")  # fmt: skip
+                   rf"time_forward\('test_resnet', '({'|'.join(names)})'\)",
+                   "HEAD^!")  # fmt: skip
     assert run.returncode == 0, run.stdout[-4000:]
     measured = {}
     for path in (tmp_path / "results" / "ci").glob("*.json"):
@@ -229,6 +232,8 @@ def test_every_matrix_environment_runs_an_int8_entry(tmp_path, asv_env_dir):
         data = json.loads(path.read_text())
         values, params = data["results"]["forward.Forward.time_forward"][:2]
         entries = dict(zip(itertools.product(*params), values, strict=True))
-        measured[data["requirements"]["torch"]] = entries["'test_resnet'", "'best_int8'"]
-    assert set(measured) == {"2.14.1", "2.12.1"}, run.stdout[-3000:]
-    assert all(v is not None and v > 0 for v in measured.values()), measured
+        torch_version = data["requirements"]["torch"]
+        for name in names:
+            measured[torch_version, name] = entries["'test_resnet'", f"'{name}'"]
+    assert {torch for torch, _ in measured} == {"2.14.1", "2.12.1"}, run.stdout[-3000:]
+    assert len(measured) == 6 and all(v is not None and v > 0 for v in measured.values()), measured
