@@ -21,6 +21,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .engines import export_onnx
     from .model import UNet
     from .passes import FLAGS, OptimizedModel, Pass, optimize
 
@@ -30,6 +31,7 @@ _LAZY = {
     "OptimizedModel": ".passes",
     "Pass": ".passes",
     "optimize": ".passes",
+    "export_onnx": ".engines",
 }
 
 
@@ -58,6 +60,7 @@ __all__ = [
     "UNet",
     "UNetDecoderError",
     "WeightsUnavailableError",
+    "export_onnx",
     "optimize",
 ]
 __version__ = "0.1.0"

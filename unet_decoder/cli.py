@@ -59,6 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, help="write results as JSON")
     bench.add_argument("--csv", type=Path, help="write results as CSV")
     bench.add_argument("--plot", type=Path, help="write a PNG bar chart of speedups")
+    export = sub.add_parser(
+        "export",
+        help="export a UNet to ONNX (dynamic batch, height and width) and check it",
+        description="Export with torch's dynamo exporter (opset 20), then run the file in "
+        "ONNX Runtime at 1x256x256, 1x250x300 and 2x256x256 and compare with the fp32 eager "
+        "model: exit 1 if any relative error is over 1e-4.",
+    )
+    export.add_argument("out", type=Path, help="the .onnx file to write")
+    export.add_argument("--encoder", default="resnet34", help="timm encoder (resnet34)")
+    export.add_argument("--checkpoint", type=Path,
+                        help="UNet weights (.safetensors/.pt); default: random init")  # fmt: skip
+    export.add_argument("--num-classes", type=int, default=None,
+                        help="output classes (default: the checkpoint's head, else 1)")  # fmt: skip
+    export.add_argument("--static", action="store_true",
+                        help="fix the shape to 1x3x256x256 instead of dynamic sizes")  # fmt: skip
     offline = sub.add_parser(
         "asv-offline",
         help="make a published asv dashboard load without internet (run after asv publish)",
@@ -296,6 +311,41 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    from .engines.export import CHECK_SHAPES, check_onnx, export_onnx
+    from .model import UNet
+    from .model.checkpoint import read_state_dict
+    from .passes.registry import EXACT_TOLERANCE
+
+    if args.out.suffix != ".onnx":
+        raise UNetDecoderError(f"the output must end in .onnx, got {str(args.out)!r}.")
+    _check_output(args.out, "out")
+    num_classes = args.num_classes
+    if num_classes is None and args.checkpoint is not None:
+        head = read_state_dict(args.checkpoint).get("head.weight")
+        num_classes = int(head.shape[0]) if head is not None else None
+    model = UNet(args.encoder, num_classes=num_classes or 1,
+                 checkpoint_path=args.checkpoint).eval()  # fmt: skip
+    if args.checkpoint is None:
+        print("unet-decoder: note: no --checkpoint, exporting random-init weights.",
+              file=sys.stderr)  # fmt: skip
+    start = time.perf_counter()
+    path = export_onnx(model, args.out, dynamic=not args.static)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, "
+          f"{time.perf_counter() - start:.1f} s)")  # fmt: skip
+    shapes = ((1, 256, 256),) if args.static else CHECK_SHAPES
+    worst = 0.0
+    for shape, error in check_onnx(model, path, shapes):
+        worst = max(worst, error)
+        print(f"  ONNX Runtime vs fp32 eager, input {'x'.join(map(str, shape))}: "
+              f"relative error {error:.1e}")  # fmt: skip
+    if worst > EXACT_TOLERANCE:
+        print(f"unet-decoder: error: the export differs from eager by {worst:.1e} "
+              f"(> {EXACT_TOLERANCE:.0e}); do not deploy it.", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -308,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return nightly(args)
         if args.command == "noise":
             return noise(args)
+        if args.command == "export":
+            return export(args)
         _validate(args)
         return bench(args)
     except UNetDecoderError as e:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -81,5 +82,48 @@ def export_onnx(
                 f"ONNX export of {getattr(model, 'encoder_name', type(model).__name__)!r} "
                 f"failed ({type(e).__name__}: {first}); try dynamic=False, or report it."
             ) from e
-        program.save(str(path), external_data=False)
+        # written under a temporary name and renamed: an interrupted export leaves no file
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            program.save(str(tmp), external_data=False)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return path
+
+
+#: The shapes `check_onnx` runs by default: the grid's size, an odd size that exercises the
+#: pad and crop, and a batch of two.
+CHECK_SHAPES: tuple[tuple[int, int, int], ...] = ((1, 256, 256), (1, 250, 300), (2, 256, 256))
+
+
+def check_onnx(
+    model: nn.Module,
+    path: str | Path,
+    shapes: tuple[tuple[int, int, int], ...] = CHECK_SHAPES,
+    *,
+    threads: int | None = None,
+) -> list[tuple[tuple[int, ...], float]]:
+    """Run the exported file in ONNX Runtime on random inputs of `shapes` (batch, height,
+    width); return (input shape, relative L2 error against `model` in fp32 eager) for each.
+    A shape the file cannot take (a static export) raises UNetDecoderError."""
+    require("onnxruntime", "Checking an ONNX export")
+    from ..passes.accuracy import relative_error
+    from .onnxruntime import OrtRunner
+
+    runner = OrtRunner(Path(path), threads or torch.get_num_threads())
+    declared = runner.session.get_inputs()[0].shape
+    generator = torch.Generator().manual_seed(0)
+    found = []
+    for batch, height, width in shapes:
+        x = torch.randn(batch, getattr(model, "in_chans", 3), height, width, generator=generator)
+        fixed = [d for d in declared if isinstance(d, int)]
+        if len(fixed) == 4 and list(x.shape) != declared:
+            raise UNetDecoderError(
+                f"{path} takes only inputs of shape {tuple(declared)}; export it with "
+                "dynamic=True to check other sizes."
+            )
+        with torch.no_grad():
+            expected = model.eval()(x)
+        found.append((tuple(x.shape), relative_error(runner(x), expected)))
+    return found
