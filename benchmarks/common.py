@@ -156,11 +156,38 @@ def runner(encoder: str, flags: str, batch: int = 1, size: int = SIZE, threads: 
     if key not in _runners:
         backend, names = resolve(encoder, flags)
         x = example_input(batch, size)
-        kwargs = {"backend": backend} if backend != "torch" else {}
-        _runners[key] = optimize(model(encoder), names, x, threads=threads, **kwargs)
+        _runners[key] = optimize(model(encoder), names, x, threads=threads,
+                                 **engine_options(backend))  # fmt: skip
     torch.set_num_threads(threads)
     warn_if_busy()
     return _runners[key]
+
+
+def engine_options(backend: str) -> dict:
+    """optimize()/measure_row() keywords for an engine entry: one ONNX export per encoder
+    and weights per asv run, shared by its processes, instead of one per process."""
+    if backend == "torch":
+        return {}
+    return {"backend": backend, "onnx_cache": run_scoped_cache("onnx")}
+
+
+#: Run folders older than this are removed when a benchmark process starts (exports are
+#: ~100 MB each and only the run that wrote them reads them).
+STALE_RUN_SECONDS = 6 * 3600
+
+
+def _remove_stale_runs(root: Path) -> None:
+    import shutil
+    import time
+
+    if not root.is_dir():
+        return
+    for run in root.iterdir():
+        try:
+            if time.time() - run.stat().st_mtime > STALE_RUN_SECONDS:
+                shutil.rmtree(run, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def run_scoped_cache(name: str) -> Path:
@@ -176,7 +203,10 @@ def run_scoped_cache(name: str) -> Path:
     except (OSError, IndexError):
         started = "0"
     run = f"{parent}-{started}-{os.environ.get('ASV_COMMIT', 'x')[:12]}"
-    folder = Path(tempfile.gettempdir()) / "unet-decoder-asv" / run / name
+    root = Path(tempfile.gettempdir()) / "unet-decoder-asv"
+    if not (root / run).exists():
+        _remove_stale_runs(root)
+    folder = root / run / name
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -8,7 +8,16 @@ by the first of its track_ metrics, so adding a metric does not add compiles, an
 a few entries with -b measures only those.
 """
 
-from .common import ENCODERS, FLAG_SETS, SIZE, THREADS, cached_entry, measure, resolve
+from .common import (
+    ENCODERS,
+    FLAG_SETS,
+    SIZE,
+    THREADS,
+    cached_entry,
+    engine_options,
+    measure,
+    resolve,
+)
 
 
 def _measure(encoder, flags):
@@ -20,9 +29,8 @@ def _measure(encoder, flags):
         raise NotImplementedError("this commit has no trained-weights measurement") from None
     subject = synthetic_subject(encoder, SIZE, 1)
     flops = measure.count_flops(subject.model, subject.timing_input)
-    kwargs = {"backend": backend} if backend != "torch" else {}
     row = measure_row(subject.model, subject, subject.reference(), names, THREADS, flops,
-                      None, min_seconds=0.5, **kwargs)  # fmt: skip
+                      None, min_seconds=0.5, **engine_options(backend))  # fmt: skip
     return {
         "relative_error": row["max_rel_error"],
         "pixel_agreement": 100 * row["pixel_agreement"],

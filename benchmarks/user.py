@@ -14,7 +14,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .common import FLAG_SETS, SIZE, THREADS, cached_entry, resolve
+from .common import FLAG_SETS, SIZE, THREADS, cached_entry, engine_options, resolve
 
 try:  # n/a raised from inside a benchmark (not its setup): asv_runner's own exception
     from asv_runner.benchmarks.mark import SkipNotImplemented
@@ -51,9 +51,8 @@ def _measure(flags):
             *(Path(v) if v else None for v in optional), SIZE, 1,
         ))  # fmt: skip
     subject = _subject[0]
-    kwargs = {"backend": backend} if backend != "torch" else {}
     row = measure_row(subject.model, subject, subject.reference(), names, THREADS, None, None,
-                      min_seconds=1.0, **kwargs)  # fmt: skip
+                      min_seconds=1.0, **engine_options(backend))  # fmt: skip
     return {
         "time_ms": row["median_ms"],
         "relative_error": row["max_rel_error"],

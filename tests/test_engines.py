@@ -134,3 +134,19 @@ def test_peers_put_the_engines_beside_our_sets_with_a_verdict(tmp_path, capsys):
     assert all(r["median_ms"] > 0 and r["samples"] >= 10 for r in rows)
     assert engines["openvino+fuse_bn+bf16"]["precision"] == "bf16"
     assert "test_resnet int8: torch" in capsys.readouterr().out
+
+
+def test_an_export_is_reused_only_for_the_same_weights_and_shape(tmp_path):
+    """The asv suites share one export per encoder and weights across a run's processes."""
+    from unet_decoder.engines.deploy import cached_export
+
+    model = UNet("test_resnet").eval()
+    x = torch.randn(1, 3, 64, 64)
+    first = cached_export(model, x, tmp_path)
+    stamp = first.stat().st_mtime_ns
+    assert cached_export(model, x, tmp_path) == first and first.stat().st_mtime_ns == stamp
+    assert cached_export(model, torch.randn(1, 3, 96, 96), tmp_path) != first
+    with torch.no_grad():
+        model.head.bias.add_(1.0)
+    assert cached_export(model, x, tmp_path) != first
+    assert len(list(tmp_path.glob("*.onnx"))) == 3

@@ -96,6 +96,41 @@ class EngineModel:
         return f"EngineModel({self.label!r}, threads={self.threads})"
 
 
+def export_key(module: nn.Module, example_input: torch.Tensor) -> str:
+    """What an exported graph depends on: every weight and buffer, the input shape, the
+    model's class, and the torch and onnxscript versions (the exporter)."""
+    import hashlib
+
+    import onnxscript
+
+    from .export import OPSET
+
+    digest = hashlib.sha256()
+    header = (
+        type(module).__qualname__,
+        getattr(module, "encoder_name", ""),
+        tuple(example_input.shape),
+        torch.__version__,
+        onnxscript.__version__,
+        OPSET,
+    )
+    digest.update(repr(header).encode())  # fmt: skip
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:24]
+
+
+def cached_export(module: nn.Module, example_input: torch.Tensor, folder: Path) -> Path:
+    """Export once per (weights, shape, versions) into `folder` and reuse it after: the asv
+    suites build every engine entry of an encoder from one export per run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{export_key(module, example_input)}.onnx"
+    if not path.is_file():  # export_onnx renames into place: a file present is complete
+        export_onnx(module, path, example_input, dynamic=False)
+    return path
+
+
 def deploy(
     model: nn.Module,
     names: list[str],
@@ -105,8 +140,12 @@ def deploy(
     threads: int,
     calibration: list[torch.Tensor],
     warmup: int,
+    onnx_cache: str | Path | None = None,
 ) -> EngineModel:
-    """Rewrite (reparam, fuse_bn), export at `example_input`'s shape, build the engine."""
+    """Rewrite (reparam, fuse_bn), export at `example_input`'s shape, build the engine.
+
+    `onnx_cache`: a folder where exported graphs are kept and reused (see `cached_export`).
+    """
     chosen = check_backend(backend, names)
     start = time.perf_counter()
     pipeline = Pipeline(copy.deepcopy(model).eval(), example_input, calibration)
@@ -114,13 +153,16 @@ def deploy(
         if name in MODEL_REWRITES:
             FLAGS[name].apply(pipeline)
     precision = next((n for n in names if n in chosen.precisions), "fp32")
+    if backend == "onnxruntime":
+        from .onnxruntime import build
+    else:
+        from .openvino import build
     with tempfile.TemporaryDirectory(prefix=f"unet-decoder-{backend}-") as tmp:
-        onnx = export_onnx(pipeline.module, Path(tmp) / "model.onnx", example_input,
-                           dynamic=False)  # fmt: skip
-        if backend == "onnxruntime":
-            from .onnxruntime import build
+        if onnx_cache is None:
+            onnx = export_onnx(pipeline.module, Path(tmp) / "model.onnx", example_input,
+                               dynamic=False)  # fmt: skip
         else:
-            from .openvino import build
+            onnx = cached_export(pipeline.module, example_input, Path(onnx_cache))
         runner = build(onnx, precision, threads, calibration)
     result = EngineModel(runner, backend, names, getattr(model, "in_chans", 3), threads,
                          tuple(example_input.shape))  # fmt: skip

@@ -7,6 +7,7 @@ import copy
 import difflib
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -114,6 +115,7 @@ def optimize(
     calibration: Iterable[torch.Tensor] | None = None,
     warmup: int = 2,
     backend: str = "torch",
+    onnx_cache: str | Path | None = None,
 ) -> OptimizedModel | EngineModel:
     """Return a callable running `model` with `flags` applied; `model` itself is not modified.
 
@@ -123,6 +125,7 @@ def optimize(
     `backend` "onnxruntime" or "openvino" exports the (reparameterized, folded) model and runs
     it in that engine at the precision flag's precision (`engines` extra), built for
     `example_input`'s shape; flags then may be reparam, fuse_bn and int8 or bf16.
+    `onnx_cache` (engines only): a folder that keeps exported graphs for reuse.
     """
     names = parse_flags(flags)
     check_applicable(model, names)
@@ -139,7 +142,7 @@ def optimize(
 
         return deploy(model, names, example_input, backend=backend,
                       threads=torch.get_num_threads(), calibration=batches,
-                      warmup=warmup)  # fmt: skip
+                      warmup=warmup, onnx_cache=onnx_cache)  # fmt: skip
     start = time.perf_counter()
     module = copy.deepcopy(model).eval()
     pipeline = Pipeline(module=module, example_input=example_input, calibration=batches)

@@ -184,13 +184,15 @@ def prepare_row(
     flags: list[str],
     threads: int,
     backend: str = "torch",
+    onnx_cache: Path | None = None,
 ) -> tuple[Callable[[], object], dict[str, object]]:
     """One flag set, built and judged but not yet timed: optimize (setup timed apart), the
     forward's own peak memory, accuracy on the held-out images. Returns the call to time
     and the row so far."""
     x = subject.timing_input
+    engine = {} if backend == "torch" else {"backend": backend, "onnx_cache": onnx_cache}
     run = optimize(model, flags, example_input=x, threads=threads,
-                   calibration=subject.calibration, backend=backend)  # fmt: skip
+                   calibration=subject.calibration, **engine)  # fmt: skip
     peak_mb = forward_peak_mb(lambda: run(x))
     out = torch.cat([run(b) for b in subject.held_out])
     error = relative_error(out, reference)
@@ -230,10 +232,11 @@ def measure_row(
     conv_peak: float | None,
     min_seconds: float,
     backend: str = "torch",
+    onnx_cache: Path | None = None,
 ) -> dict[str, object]:
     """One flag set measured on its own: `prepare_row`, then a median of many calls; what
     the asv suites record per grid entry (the bench times its rows interleaved instead)."""
-    call, row = prepare_row(model, subject, reference, flags, threads, backend)
+    call, row = prepare_row(model, subject, reference, flags, threads, backend, onnx_cache)
     return add_timing(row, time_call(call, min_seconds=min_seconds), flops, conv_peak)
 
 
