@@ -130,15 +130,17 @@ def resolve(encoder: str, flags: str) -> tuple[str, list[str]]:
     if flags in ENGINE_SETS:
         backend, extra = ENGINE_SETS[flags]
         try:
-            from unet_decoder.engines.export import EngineUnavailableError, require
+            from unet_decoder.engines.deploy import BACKENDS, MODEL_REWRITES
+            from unet_decoder.engines.export import EngineUnavailableError
         except ImportError:
             raise NotImplementedError("this commit has no engine backends") from None
+        # the first engine commits have no Backend.require: they check while building
+        check_installed = getattr(BACKENDS[backend], "require", lambda what: None)
         try:
-            for module in ("onnxscript", backend, *(["nncf"] if backend == "openvino" else [])):
-                require(module, f"the {flags} entry")
+            check_installed(f"the {flags} entry")
         except EngineUnavailableError as e:
             raise NotImplementedError(str(e)) from None
-        names = [f for f in ("reparam", "fuse_bn") if FLAGS[f].applies_to(m)] + extra
+        names = [f for f in MODEL_REWRITES if FLAGS[f].applies_to(m)] + extra
     elif flags in BEST:
         names = [f for f in BEST[flags] if FLAGS[f].applies_to(m)]
     else:

@@ -314,7 +314,7 @@ def bench(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from .engines.export import CHECK_SHAPES, check_onnx, export_onnx
     from .model import UNet
-    from .model.checkpoint import read_state_dict
+    from .model.checkpoint import checkpoint_num_classes
     from .passes.registry import EXACT_TOLERANCE
 
     if args.out.suffix != ".onnx":
@@ -322,8 +322,7 @@ def export(args: argparse.Namespace) -> int:
     _check_output(args.out, "out")
     num_classes = args.num_classes
     if num_classes is None and args.checkpoint is not None:
-        head = read_state_dict(args.checkpoint).get("head.weight")
-        num_classes = int(head.shape[0]) if head is not None else None
+        num_classes = checkpoint_num_classes(args.checkpoint)
     model = UNet(args.encoder, num_classes=num_classes or 1,
                  checkpoint_path=args.checkpoint).eval()  # fmt: skip
     if args.checkpoint is None:

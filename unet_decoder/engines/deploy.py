@@ -21,7 +21,7 @@ from torch import nn
 from ..errors import FlagError, InputError
 from ..passes.optimize import flags_label
 from ..passes.registry import FLAGS, Pipeline
-from .export import export_onnx
+from .export import export_onnx, require
 
 #: Flags applied to the torch module before export (they change the model, not how it runs).
 MODEL_REWRITES = ("reparam", "fuse_bn")
@@ -30,8 +30,13 @@ MODEL_REWRITES = ("reparam", "fuse_bn")
 @dataclass(frozen=True)
 class Backend:
     name: str
-    description: str
     precisions: tuple[str, ...]  # "fp32" is the absence of a precision flag
+    packages: tuple[str, ...]  # what export, build and calibration import
+
+    def require(self, what: str) -> None:
+        """One line naming the extra to install when a package is missing."""
+        for package in self.packages:
+            require(package, what)
 
     def why_not(self, flag: str) -> str | None:
         if flag in MODEL_REWRITES or flag in self.precisions:
@@ -42,16 +47,10 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {
-    "onnxruntime": Backend(
-        "onnxruntime",
-        "ONNX Runtime CPU (ORT_ENABLE_ALL); int8: static QDQ, u8/s8 per-channel",
-        ("int8",),
-    ),
-    "openvino": Backend(
-        "openvino",
-        "OpenVINO CPU, explicit precision hint; int8: NNCF post-training",
-        ("bf16", "int8"),
-    ),
+    # ORT_ENABLE_ALL; int8: static QDQ, u8 activations, s8 per-channel weights
+    "onnxruntime": Backend("onnxruntime", ("int8",), ("onnxscript", "onnxruntime")),
+    # explicit precision hint; int8: NNCF post-training quantization
+    "openvino": Backend("openvino", ("bf16", "int8"), ("onnxscript", "openvino", "nncf")),
 }
 
 
@@ -147,6 +146,7 @@ def deploy(
     `onnx_cache`: a folder where exported graphs are kept and reused (see `cached_export`).
     """
     chosen = check_backend(backend, names)
+    chosen.require(f"The {backend} backend")
     start = time.perf_counter()
     pipeline = Pipeline(copy.deepcopy(model).eval(), example_input, calibration)
     for name in names:

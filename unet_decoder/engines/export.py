@@ -67,9 +67,11 @@ def export_onnx(
     log = io.StringIO()
     # The exporter prints its progress to stdout and warns about each fallback; both are
     # noise for a user whose export succeeded, and the message of a failure says what failed.
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
     with warnings.catch_warnings(), contextlib.redirect_stdout(log):
         warnings.simplefilter("ignore")
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        logger.setLevel(logging.ERROR)
         try:
             program = torch.onnx.export(
                 model, (example_input,), dynamo=True, opset_version=OPSET,
@@ -82,6 +84,8 @@ def export_onnx(
                 f"ONNX export of {getattr(model, 'encoder_name', type(model).__name__)!r} "
                 f"failed ({type(e).__name__}: {first}); try dynamic=False, or report it."
             ) from e
+        finally:
+            logger.setLevel(level)
         # written under a temporary name and renamed: an interrupted export leaves no file
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
@@ -113,12 +117,12 @@ def check_onnx(
 
     runner = OrtRunner(Path(path), threads or torch.get_num_threads())
     declared = runner.session.get_inputs()[0].shape
+    static = all(isinstance(d, int) for d in declared)
     generator = torch.Generator().manual_seed(0)
     found = []
     for batch, height, width in shapes:
         x = torch.randn(batch, getattr(model, "in_chans", 3), height, width, generator=generator)
-        fixed = [d for d in declared if isinstance(d, int)]
-        if len(fixed) == 4 and list(x.shape) != declared:
+        if static and list(x.shape) != declared:
             raise UNetDecoderError(
                 f"{path} takes only inputs of shape {tuple(declared)}; export it with "
                 "dynamic=True to check other sizes."

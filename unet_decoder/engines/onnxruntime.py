@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .export import require
-
 
 def session_options(threads: int):
     import onnxruntime as ort
@@ -76,7 +74,6 @@ def build(
     model: Path, precision: str, threads: int, calibration: Sequence[torch.Tensor]
 ) -> OrtRunner:
     """An ONNX Runtime runner of the exported `model` at `precision` ("fp32" or "int8")."""
-    require("onnxruntime", "The onnxruntime backend")
     if precision == "fp32":
         return OrtRunner(model, threads)
     with tempfile.TemporaryDirectory(prefix="unet-decoder-ort-") as tmp:

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import torch
 
-from .export import require
-
 #: Our precision names -> OpenVINO's INFERENCE_PRECISION_HINT. int8 layers run in int8 and
 #: the layers NNCF leaves in floating point run in fp32, so int8 keeps exact fp32 elsewhere.
 PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
@@ -47,11 +45,8 @@ def build(
 ) -> OpenVinoRunner:
     """An OpenVINO runner of the exported `model` at `precision` (fp32, bf16 or int8), its
     shape fixed to the calibration batches' (OpenVINO plans static shapes best)."""
-    require("openvino", "The openvino backend")
     import openvino as ov
 
-    if precision == "int8":
-        require("nncf", "The openvino backend's int8")
     core = ov.Core()
     graph = core.read_model(str(model))
     graph.reshape({0: list(calibration[0].shape)})

@@ -51,6 +51,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def checkpoint_num_classes(path: str | Path) -> int | None:
+    """The class count of a whole-UNet checkpoint (its head's output channels), else None."""
+    head = read_state_dict(path).get("head.weight")
+    return None if head is None else int(head.shape[0])
+
+
 def is_whole_model(state: Mapping[str, torch.Tensor]) -> bool:
     """A whole-UNet checkpoint has only encoder./decoder./head. keys, and all three kinds."""
     return (

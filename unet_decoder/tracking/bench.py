@@ -157,11 +157,10 @@ def checkpoint_subject(
     encoder: str, checkpoint: Path, images: Path | None, masks: Path | None, size: int, batch: int
 ) -> Subject:
     """The user's checkpoint, judged on their images (the first quarter calibrates)."""
-    from ..model.checkpoint import read_state_dict
+    from ..model.checkpoint import checkpoint_num_classes
     from ..training.images import load_user_data
 
-    head = read_state_dict(checkpoint).get("head.weight")
-    num_classes = int(head.shape[0]) if head is not None else 1
+    num_classes = checkpoint_num_classes(checkpoint) or 1
     model = UNet(encoder, num_classes=num_classes, checkpoint_path=checkpoint).eval()
     if images is None:
         x = torch.randn(batch, model.in_chans, size, size)
@@ -242,7 +241,9 @@ def measure_row(
 
 def engine_plans(model: nn.Module) -> list[tuple[str, list[str]]]:
     """`ENGINE_SETS` with the model rewrites that apply to this encoder."""
-    rewrites = [n for n in ("reparam", "fuse_bn") if FLAGS[n].applies_to(model)]
+    from ..engines.deploy import MODEL_REWRITES
+
+    rewrites = [n for n in MODEL_REWRITES if FLAGS[n].applies_to(model)]
     return [(backend, parse_flags([*rewrites, *extra])) for backend, extra in ENGINE_SETS]
 
 
@@ -287,11 +288,11 @@ def run_bench(
             check_applicable(model, flags)
             plans.append((name, flags))
     if peers:
-        from ..engines.export import require
+        from ..engines.deploy import BACKENDS
         from .peers import smp_unet
 
-        for module in ("onnxscript", "onnxruntime", "openvino", "nncf"):
-            require(module, "--peers (ONNX Runtime and OpenVINO rows)")
+        for backend in BACKENDS.values():
+            backend.require("--peers (ONNX Runtime and OpenVINO rows)")
         peer_models = {name: smp_unet(name) for name in encoders}
         engines = {name: engine_plans(plain[name]) for name in encoders}
     total = 1 + len(plans) + len(encoders)
@@ -355,7 +356,7 @@ def run_bench(
             if label == "baseline":
                 baseline = timing.median_ms
                 continue
-            add_timing(row, timing, row_flops, conv_peak)
+            add_timing(row, timing, row_flops, None)  # % of peak once the peak is final
             rows.append(Row(encoder=name, model=label, speedup=0.0, **row))
             if label == "unet_decoder" and row["flags"] == "none":
                 baseline = timing.median_ms
@@ -365,7 +366,7 @@ def run_bench(
     # The yardstick again after the rows: a neighbour's burst during one short measurement
     # must not halve it (the faster of the two is the machine's practical peak).
     conv_peak = max(conv_peak, conv_peak_gflops(min_seconds=min_seconds))
-    for row in rows:
+    for row in rows:  # every row against the one final peak
         if row.gflops is not None:
             row.peak_pct = 100 * row.gflops / conv_peak
     machine = machine_info()

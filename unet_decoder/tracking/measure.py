@@ -37,6 +37,11 @@ def time_call(
         t0 = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t0) * 1e3)
+    return _summary(samples)
+
+
+def _summary(samples: list[float]) -> Timing:
+    """Median and interquartile range of samples in milliseconds."""
     quartiles = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
     return Timing(statistics.median(samples), quartiles[2] - quartiles[0], len(samples))
 
@@ -72,11 +77,7 @@ def time_interleaved(
                 fn()
                 mine.append((time.perf_counter() - t0) * 1e3)
                 n += 1
-    timings = []
-    for mine in samples:
-        quartiles = statistics.quantiles(mine, n=4)
-        timings.append(Timing(statistics.median(mine), quartiles[2] - quartiles[0], len(mine)))
-    return timings
+    return [_summary(mine) for mine in samples]
 
 
 def count_flops(model: nn.Module, x: torch.Tensor) -> int:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..passes.registry import EXACT_TOLERANCE
-from .bench import fastest_within_budget
+from .bench import PRECISIONS, fastest_within_budget
 from .measure import BUSY_OTHERS_PCT
 
 #: Load average per core above which a measurement is flagged as noise.
@@ -196,7 +196,7 @@ def engine_comparison(rows: list[dict]) -> list[dict]:
     """Per precision: our fastest torch row within budget vs the fastest engine row within
     budget, on one encoder; `ratio` > 1 means torch is faster."""
     found = []
-    for precision in ("fp32", "bf16", "int8"):
+    for precision in PRECISIONS:
         within = [r for r in rows if r["model"] == "unet_decoder" and r["within_budget"]
                   and r.get("precision") == precision]  # fmt: skip
         ours = min((r for r in within if r["backend"] == "torch"),
