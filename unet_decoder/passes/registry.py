@@ -95,8 +95,9 @@ def _bf16(p: Pipeline) -> None:
 
 
 def _int8(p: Pipeline) -> None:
-    from .quantize import quantize_int8
+    from .quantize import needs_reduced_range, quantize_int8
 
+    p.notes["int8_activation_bits"] = 7 if needs_reduced_range() else 8
     batches = [x.contiguous(memory_format=p.memory_format) for x in p.calibration]
     p.module = quantize_int8(p.module, batches)
     p.static_shape = tuple(p.example_input.shape)

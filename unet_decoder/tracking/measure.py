@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..machine import cpu_name
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -141,16 +143,6 @@ def forward_peak_mb(fn: Callable[[], object]) -> float | None:
     if before is None or peak is None:
         return None
     return max(peak - before, 0) / 1024
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_info() -> dict[str, object]:

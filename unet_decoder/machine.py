@@ -1,0 +1,46 @@
+"""What this CPU is and can do: the facts a measured number or a tuned artifact depends on.
+
+Kept at the bottom of the package (no torch import), beside `errors`, because both the
+artifacts a user deploys and the measurements that chose them record the same facts.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+#: The /proc/cpuinfo flags that change which kernels a compiled model or an engine runs:
+#: vector width, int8 dot products (VNNI), native bf16, and AMX tiles.
+ISA_FLAGS = (
+    "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16",
+    "amx_tile", "amx_bf16", "amx_int8",
+)  # fmt: skip
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_name() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The `ISA_FLAGS` this CPU has (empty where /proc/cpuinfo does not exist)."""
+    present = set((_cpuinfo_field("flags") or "").split())
+    return [flag for flag in ISA_FLAGS if flag in present]
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (taskset and cgroup cpusets included)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
