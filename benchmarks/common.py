@@ -141,6 +141,14 @@ def resolve(encoder: str, flags: str) -> tuple[str, list[str]]:
         except EngineUnavailableError as e:
             raise NotImplementedError(str(e)) from None
         names = [f for f in MODEL_REWRITES if FLAGS[f].applies_to(m)] + extra
+        # where the engine would not really run this precision on this CPU (OpenVINO bf16
+        # without BF16 kernels): n/a, not an fp32 number under the bf16 name
+        from unet_decoder.engines import deploy
+
+        try:
+            getattr(deploy, "check_cpu", lambda backend, names: None)(backend, names)
+        except FlagError as e:
+            raise NotImplementedError(str(e)) from None
     elif flags in BEST:
         names = [f for f in BEST[flags] if FLAGS[f].applies_to(m)]
     else:

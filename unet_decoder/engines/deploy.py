@@ -66,6 +66,20 @@ def check_backend(backend: str, names: Sequence[str]) -> Backend:
     return chosen
 
 
+def check_cpu(backend: str, names: Sequence[str]) -> None:
+    """A precision the engine would not really run on this CPU is refused, never reported
+    under its name: OpenVINO ignores its bf16 hint where its CPU plugin has no BF16 (no
+    avx512_bf16 or AMX) and runs fp32. Needs the engine installed."""
+    if backend == "openvino" and "bf16" in names:
+        from .openvino import has_native_bf16
+
+        if not has_native_bf16():
+            raise FlagError(
+                "Flag 'bf16' does not apply to the openvino backend on this CPU: OpenVINO "
+                "has no BF16 kernels here and would run fp32; drop bf16."
+            )
+
+
 class EngineModel:
     """What `optimize(..., backend=...)` returns: call it like the model (torch tensor in,
     fp32 torch logits out). The engine was built for `example_input`'s shape."""
@@ -147,6 +161,7 @@ def deploy(
     """
     chosen = check_backend(backend, names)
     chosen.require(f"The {backend} backend")
+    check_cpu(backend, names)
     start = time.perf_counter()
     pipeline = Pipeline(copy.deepcopy(model).eval(), example_input, calibration)
     for name in names:

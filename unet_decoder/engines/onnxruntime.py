@@ -2,12 +2,15 @@
 
 int8 follows ONNX Runtime's own CPU guidance: QDQ format, uint8 activations, int8 weights
 quantized per output channel. The signed-activation default (s8s8) leaves many convs in fp32
-on x86 and runs 1.5-2x slower. The graph is pre-processed first (shape inference and fusions
+on x86 and runs 1.5-2x slower. On CPUs without VNNI, weights take 7 bits (`reduce_range`):
+there u8 x s8 products are summed in saturating int16 (ORT's quantization docs). The graph
+is pre-processed first (shape inference and fusions
 via `quant_pre_process`), as the quantization docs recommend.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,11 +48,14 @@ def quantize_qdq(model: Path, out: Path, calibration: Sequence[torch.Tensor]) ->
         def get_next(self):
             return next(self._batches, None)
 
+    from ..passes.quantize import needs_reduced_range
+
     prepared = out.with_name(out.stem + ".pre.onnx")
     quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
     quantize_static(
         str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ,
         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+        reduce_range=needs_reduced_range(),
     )  # fmt: skip
     return out
 
@@ -70,6 +76,19 @@ class OrtRunner:
         return torch.from_numpy(y)
 
 
+def write_model(
+    model: Path, precision: str, calibration: Sequence[torch.Tensor], out: Path
+) -> Path:
+    """The file ONNX Runtime runs at `precision`: the export itself (fp32) or its QDQ int8."""
+    if precision == "int8":
+        with tempfile.TemporaryDirectory(prefix="unet-decoder-ort-") as tmp:
+            # quant_pre_process writes beside its output: keep that out of `out`'s folder
+            shutil.move(quantize_qdq(model, Path(tmp) / "model.int8.onnx", calibration), out)
+    else:
+        shutil.copyfile(model, out)
+    return out
+
+
 def build(
     model: Path, precision: str, threads: int, calibration: Sequence[torch.Tensor]
 ) -> OrtRunner:
@@ -77,5 +96,4 @@ def build(
     if precision == "fp32":
         return OrtRunner(model, threads)
     with tempfile.TemporaryDirectory(prefix="unet-decoder-ort-") as tmp:
-        quantized = quantize_qdq(model, Path(tmp) / "model.int8.onnx", calibration)
-        return OrtRunner(quantized, threads)
+        return OrtRunner(write_model(model, precision, calibration, Path(tmp) / "m.onnx"), threads)

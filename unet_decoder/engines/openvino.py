@@ -19,12 +19,22 @@ PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 def quantize_nncf(model, calibration: Sequence[torch.Tensor]):
+    """NNCF's post-training int8. Without VNNI, every layer's weights take 7 bits (NNCF's
+    overflow fix; by default only the first layer's): int16 sums there saturate."""
     import nncf
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        OverflowFix,
+    )
 
+    from ..passes.quantize import needs_reduced_range
+
+    fix = OverflowFix.ENABLE if needs_reduced_range() else OverflowFix.FIRST_LAYER
     dataset = nncf.Dataset([b.numpy() for b in calibration])
     return nncf.quantize(
         model, dataset, preset=nncf.QuantizationPreset.PERFORMANCE,
         subset_size=len(calibration),
+        advanced_parameters=AdvancedQuantizationParameters(overflow_fix=fix),
     )  # fmt: skip
 
 
@@ -40,22 +50,50 @@ class OpenVinoRunner:
         return torch.from_numpy(result[self.compiled.output(0)].copy())
 
 
-def build(
-    model: Path, precision: str, threads: int, calibration: Sequence[torch.Tensor]
-) -> OpenVinoRunner:
-    """An OpenVINO runner of the exported `model` at `precision` (fp32, bf16 or int8), its
-    shape fixed to the calibration batches' (OpenVINO plans static shapes best)."""
+def prepare(model: Path, precision: str, calibration: Sequence[torch.Tensor]):
+    """The OpenVINO model of the exported `model`, its shape fixed to the calibration
+    batches' (OpenVINO plans static shapes best), NNCF-quantized for int8."""
     import openvino as ov
 
-    core = ov.Core()
-    graph = core.read_model(str(model))
+    graph = ov.Core().read_model(str(model))
     graph.reshape({0: list(calibration[0].shape)})
-    if precision == "int8":
-        graph = quantize_nncf(graph, calibration)
+    return quantize_nncf(graph, calibration) if precision == "int8" else graph
+
+
+def save(graph, out: Path) -> Path:
+    """Write OpenVINO's IR (`out` .xml beside its .bin), weights kept in fp32: save_model's
+    default compresses them to fp16, which would change an fp32 model's answers."""
+    import openvino as ov
+
+    ov.save_model(graph, str(out), compress_to_fp16=False)
+    return out
+
+
+def compile_runner(graph, precision: str, threads: int) -> OpenVinoRunner:
+    """Compile an OpenVINO model (or an IR/ONNX path) for the CPU at `precision`."""
+    import openvino as ov
+
     config = {
         "INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision],
         "INFERENCE_NUM_THREADS": threads,
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": 1,
     }
-    return OpenVinoRunner(core.compile_model(graph, "CPU", config))
+    if isinstance(graph, Path):
+        graph = str(graph)
+    return OpenVinoRunner(ov.Core().compile_model(graph, "CPU", config))
+
+
+def has_native_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin runs bf16 on this CPU; elsewhere the bf16 hint is
+    ignored and a "bf16" model is the fp32 one under another name."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def build(
+    model: Path, precision: str, threads: int, calibration: Sequence[torch.Tensor]
+) -> OpenVinoRunner:
+    """An OpenVINO runner of the exported `model` at `precision` (fp32, bf16 or int8)."""
+    return compile_runner(prepare(model, precision, calibration), precision, threads)

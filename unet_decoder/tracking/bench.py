@@ -125,7 +125,10 @@ def _batches(images: torch.Tensor, batch: int, what: str) -> list[torch.Tensor]:
 
 
 def synthetic_subject(
-    encoder: str, size: int, batch: int, progress: Callable[[str], None] = lambda label: None
+    encoder: str,
+    size: int | tuple[int, int],
+    batch: int,
+    progress: Callable[[str], None] = lambda label: None,
 ) -> Subject:
     """The encoder trained on the built-in task (cached), its calibration and held-out images."""
     from ..training import NUM_CLASSES, TASK_NAME, make_batch, trained_unet
@@ -154,16 +157,23 @@ def _random_subject(encoder: str, size: int, batch: int) -> Subject:
 
 
 def checkpoint_subject(
-    encoder: str, checkpoint: Path, images: Path | None, masks: Path | None, size: int, batch: int
+    encoder: str,
+    checkpoint: Path,
+    images: Path | None,
+    masks: Path | None,
+    size: int | tuple[int, int],
+    batch: int,
 ) -> Subject:
-    """The user's checkpoint, judged on their images (the first quarter calibrates)."""
+    """The user's checkpoint, judged on their images (the first quarter calibrates); `size`
+    is an int (square) or (height, width)."""
     from ..model.checkpoint import checkpoint_num_classes
     from ..training.images import load_user_data
 
     num_classes = checkpoint_num_classes(checkpoint) or 1
     model = UNet(encoder, num_classes=num_classes, checkpoint_path=checkpoint).eval()
     if images is None:
-        x = torch.randn(batch, model.in_chans, size, size)
+        height, width = (size, size) if isinstance(size, int) else size
+        x = torch.randn(batch, model.in_chans, height, width)
         return Subject(encoder, model, f"{checkpoint.name}, random inputs", [x], [x], None,
                        num_classes)  # fmt: skip
     data = load_user_data(images, masks, size=size, in_chans=model.in_chans)
@@ -239,12 +249,24 @@ def measure_row(
     return add_timing(row, time_call(call, min_seconds=min_seconds), flops, conv_peak)
 
 
-def engine_plans(model: nn.Module) -> list[tuple[str, list[str]]]:
-    """`ENGINE_SETS` with the model rewrites that apply to this encoder."""
-    from ..engines.deploy import MODEL_REWRITES
+def engine_plans(model: nn.Module, skipped: list[str]) -> list[tuple[str, list[str]]]:
+    """`ENGINE_SETS` with the model rewrites that apply to this encoder; a set the engine
+    would not really run on this CPU goes to `skipped`, with the reason."""
+    from ..engines.deploy import MODEL_REWRITES, check_cpu
 
     rewrites = [n for n in MODEL_REWRITES if FLAGS[n].applies_to(model)]
-    return [(backend, parse_flags([*rewrites, *extra])) for backend, extra in ENGINE_SETS]
+    plans = []
+    for backend, extra in ENGINE_SETS:
+        flags = parse_flags([*rewrites, *extra])
+        try:
+            check_cpu(backend, flags)
+        except FlagError as e:
+            note = f"{backend}+{flags_label(flags)} not run: {str(e).split(': ', 1)[-1]}"
+            if note not in skipped:
+                skipped.append(note)
+            continue
+        plans.append((backend, flags))
+    return plans
 
 
 def run_bench(
@@ -282,6 +304,7 @@ def run_bench(
     # bad names and inapplicable flags fail before any training or timing
     plain = {name: UNet(name).eval() for name in encoders}
     plans: list[tuple[str, list[str]]] = []
+    skipped: list[str] = []  # rows that cannot run here, and why (printed under the table)
     for name, model in plain.items():
         sets = [parse_flags(s) for s in flag_sets] if flag_sets else default_flag_sets(model)
         for flags in sets:
@@ -294,7 +317,7 @@ def run_bench(
         for backend in BACKENDS.values():
             backend.require("--peers (ONNX Runtime and OpenVINO rows)")
         peer_models = {name: smp_unet(name) for name in encoders}
-        engines = {name: engine_plans(plain[name]) for name in encoders}
+        engines = {name: engine_plans(plain[name], skipped) for name in encoders}
     total = 1 + len(plans) + len(encoders)
     if peers:
         total += sum(2 + len(e) for e in engines.values())
@@ -377,6 +400,7 @@ def run_bench(
         "weights": {name: s.weights for name, s in subjects.items()},
         "conv_peak_gflops": conv_peak,
         "rows": [asdict(r) for r in rows],
+        "skipped": skipped,
     }
 
 

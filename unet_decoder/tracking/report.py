@@ -84,7 +84,7 @@ def to_png(result: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _wrap_flags(label: str, width: int) -> str:
+def wrap_flags(label: str, width: int) -> str:
     """Break a long flag set after a '+', so the table fits a narrow terminal."""
     lines, line = [], ""
     for part in label.split("+"):
@@ -160,7 +160,7 @@ def print_table(result: dict, console: Console | None = None) -> None:
             miou = "-" if r.get("miou") is None else f"{r['miou']:.3f}"
             label = r["flags"] if r["model"] == "unet_decoder" else f"{r['model']}: {r['flags']}"
             indent = "" if one_encoder else "  "
-            wrapped = _wrap_flags(label, flags_width).replace("\n", "\n" + indent + "  ")
+            wrapped = wrap_flags(label, flags_width).replace("\n", "\n" + indent + "  ")
             peak = [] if narrow else [f"{r['peak_pct']:.0f}%"]
             table.add_row(
                 indent + wrapped, f"{r['median_ms']:.1f} ({r['iqr_ms']:.1f})",
@@ -184,6 +184,8 @@ def print_table(result: dict, console: Console | None = None) -> None:
         )
     for encoder in encoders:
         _print_peer_comparison(console, [r for r in rows if r["encoder"] == encoder])
+    for note in result.get("skipped", []):
+        console.print(f"note: {note}", highlight=False)
     for note in warnings_for(result):
         console.print(f"[bold yellow]warning:[/bold yellow] {note}")
 
