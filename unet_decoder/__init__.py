@@ -10,6 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    ArtifactError,
+    ArtifactMismatchError,
     CheckpointError,
     CheckpointNotFoundError,
     ConfigError,
@@ -21,6 +23,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .artifact import DeployedModel, build_artifact, load_deployed
     from .engines import export_onnx
     from .model import UNet
     from .passes import FLAGS, OptimizedModel, Pass, optimize
@@ -32,6 +35,9 @@ _LAZY = {
     "Pass": ".passes",
     "optimize": ".passes",
     "export_onnx": ".engines",
+    "build_artifact": ".artifact",
+    "load_deployed": ".artifact",
+    "DeployedModel": ".artifact",
 }
 
 
@@ -49,9 +55,12 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "FLAGS",
+    "ArtifactError",
+    "ArtifactMismatchError",
     "CheckpointError",
     "CheckpointNotFoundError",
     "ConfigError",
+    "DeployedModel",
     "EncoderError",
     "FlagError",
     "InputError",
@@ -60,7 +69,9 @@ __all__ = [
     "UNet",
     "UNetDecoderError",
     "WeightsUnavailableError",
+    "build_artifact",
     "export_onnx",
+    "load_deployed",
     "optimize",
 ]
 __version__ = "0.1.0"

@@ -38,3 +38,11 @@ class WeightsUnavailableError(UNetDecoderError, RuntimeError):
 
 class FlagError(UNetDecoderError, ValueError):
     """An optimization flag is unknown or does not apply to this model."""
+
+
+class ArtifactError(UNetDecoderError, ValueError):
+    """A deployed artifact folder is missing, incomplete or damaged."""
+
+
+class ArtifactMismatchError(ArtifactError):
+    """A deployed artifact was made for another CPU capability or library version."""

@@ -56,11 +56,13 @@ def _read(path: Path, mode: str):
 
 
 def load_user_data(
-    images: str | Path, masks: str | Path | None, *, size: int, in_chans: int = 3
+    images: str | Path, masks: str | Path | None, *, size: int | tuple[int, int], in_chans: int = 3
 ) -> UserData:
-    """Images (and masks) resized to size x size; the first quarter calibrates."""
+    """Images (and masks) resized to size (an int: square; or height, width); the first
+    quarter calibrates."""
     import numpy as np
 
+    size = (size, size) if isinstance(size, int) else tuple(size)
     files = _files(Path(images), "--images")
     if len(files) < 2:
         raise DataError(
@@ -75,7 +77,7 @@ def load_user_data(
     for path in files:
         array = np.asarray(_read(path, mode), dtype=np.float32) / 255.0
         x = torch.from_numpy(array).reshape(array.shape[0], array.shape[1], -1).permute(2, 0, 1)
-        x = F.interpolate(x[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+        x = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)[0]
         tensors.append((x - mean) / std)
     stack = torch.stack(tensors)
     n_cal = max(1, len(files) // 4)
@@ -97,7 +99,7 @@ def load_user_data(
                     "of class indices (mode L or P)."
                 )
             m = torch.from_numpy(mask.astype(np.int64))[None, None].float()
-            found.append(F.interpolate(m, size=(size, size), mode="nearest")[0, 0].long())
+            found.append(F.interpolate(m, size=size, mode="nearest")[0, 0].long())
         mask_stack = torch.stack(found)
     names = [p.name for p in files[n_cal:]]
     return UserData(stack[:n_cal], stack[n_cal:], mask_stack, names)

@@ -1,0 +1,143 @@
+"""Deployable artifacts: a flag set written as a folder that another process loads and runs
+with the tuned model's answers, and that refuses a machine it was not made for."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from unet_decoder import (
+    ArtifactError,
+    ArtifactMismatchError,
+    InputError,
+    UNet,
+    build_artifact,
+    load_deployed,
+)
+from unet_decoder.passes import pixel_agreement, relative_error
+from unet_decoder.training import held_out, make_batch
+from unet_decoder.training.task import CALIBRATION_SEED
+
+SIZE = 128
+
+#: (backend, flags): one of every kind and precision an artifact can have.
+KINDS = [
+    ("torch", ["fuse_bn", "channels_last", "inference_mode"]),
+    ("torch", ["fuse_bn", "channels_last", "compile"]),
+    ("torch", ["fuse_bn", "channels_last", "int8"]),
+    ("torch", ["fuse_bn", "bf16", "compile"]),
+    ("onnxruntime", ["fuse_bn"]),
+    ("onnxruntime", ["fuse_bn", "int8"]),
+    ("openvino", ["fuse_bn"]),
+    ("openvino", ["fuse_bn", "int8"]),
+]
+
+
+def run_in_fresh_process(folder, images, out):
+    """Load and run the artifact where nothing of this test's process is imported."""
+    torch.save(images, out.with_suffix(".in.pt"))
+    code = (
+        "import sys, torch\n"
+        "from unet_decoder import load_deployed\n"
+        "run = load_deployed(sys.argv[1])\n"
+        "x = torch.load(sys.argv[2])\n"
+        "torch.save(torch.cat([run(b[None]) for b in x]), sys.argv[3])\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(folder), str(out.with_suffix(".in.pt")),
+                    str(out)], check=True)  # fmt: skip
+    return torch.load(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("backend", "flags"), KINDS,
+                         ids=["+".join([b, *f]) for b, f in KINDS])  # fmt: skip
+def test_an_artifact_reloads_in_a_fresh_process_within_its_budget(
+    tmp_path, trained_test_resnet, backend, flags
+):
+    model = trained_test_resnet.model
+    images = held_out(SIZE).images
+    calibration = list(make_batch(4, SIZE, seed=CALIBRATION_SEED).images.split(1))
+    record = build_artifact(model, flags, images[:1], tmp_path / "art", backend=backend,
+                            threads=2, calibration=calibration)  # fmt: skip
+    here = load_deployed(tmp_path / "art")
+    tuned = torch.cat([here(x[None]) for x in images])
+    fresh = run_in_fresh_process(tmp_path / "art", images, tmp_path / "out.pt")
+    # the same file gives the same answers in another process
+    assert relative_error(fresh, tuned) <= 1e-5
+    with torch.no_grad():
+        reference = torch.cat([model(x[None]) for x in images])
+    error, agreement = relative_error(fresh, reference), pixel_agreement(fresh, reference)
+    assert error <= record.budget["max_rel_error"], error
+    assert agreement >= record.budget["min_agreement"], agreement
+    if record.precision != "fp32":  # the reduced precision really is in the file
+        assert error > 1e-5
+    assert record.input_shape == [1, 3, SIZE, SIZE] and record.threads == 2
+    expected_kind = backend if backend != "torch" else (
+        "torch-eager" if flags[-1] == "inference_mode" else "torch-aoti")  # fmt: skip
+    assert record.kind == expected_kind
+
+
+@pytest.fixture(scope="module")
+def eager_artifact(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("artifact") / "eager"
+    model = UNet("test_resnet", num_classes=2).eval()
+    build_artifact(model, ["fuse_bn"], torch.randn(1, 3, 64, 64), folder, threads=1)
+    return folder
+
+
+def _edit_record(folder, **changes):
+    path = folder / "deployed.json"
+    data = json.loads(path.read_text())
+    original = json.loads(path.read_text())
+    for key, value in changes.items():
+        data["environment"][key] = value
+    path.write_text(json.dumps(data))
+    return lambda: path.write_text(json.dumps(original))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"torch": "2.0.0"}, r"torch 2\.0\.0 \(here 2\."),
+        ({"cpu_capability": "AVX512"}, r"cpu_capability AVX512 \(here "),
+        ({"cpu_flags": ["amx_tile"]}, r"CPU extensions \(no amx_tile"),
+    ],
+)
+def test_an_artifact_from_another_machine_is_refused_in_one_line(eager_artifact, changes,
+                                                                 message):  # fmt: skip
+    restore = _edit_record(eager_artifact, **changes)
+    try:
+        with pytest.raises(ArtifactMismatchError, match=message) as caught:
+            load_deployed(eager_artifact)
+        assert "\n" not in str(caught.value) and "unet-decoder tune" in str(caught.value)
+        with pytest.warns(UserWarning, match="tuned for another machine"):
+            run = load_deployed(eager_artifact, strict=False)
+        assert run(torch.randn(1, 3, 64, 64)).shape == (1, 2, 64, 64)
+    finally:
+        restore()
+
+
+def test_a_folder_that_is_not_a_whole_artifact_is_refused(tmp_path, eager_artifact):
+    with pytest.raises(ArtifactError, match="does not exist"):
+        load_deployed(tmp_path / "nowhere")
+    with pytest.raises(ArtifactError, match="not a deployed artifact"):
+        load_deployed(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "deployed.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="damaged"):
+        load_deployed(broken)
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "deployed.json").write_text((eager_artifact / "deployed.json").read_text())
+    with pytest.raises(ArtifactError, match=r"weights\.safetensors is missing"):
+        load_deployed(partial)
+
+
+def test_an_artifact_takes_only_the_shape_it_was_built_for(eager_artifact):
+    run = load_deployed(eager_artifact)
+    assert run.input_shape == (1, 3, 64, 64) and run.threads == 1
+    with pytest.raises(InputError, match=r"built for inputs of shape \(1, 3, 64, 64\)"):
+        run(torch.randn(1, 3, 96, 96))

@@ -1,0 +1,185 @@
+"""Write a flag set of a UNet as a folder another process can run: the model file and its record.
+
+torch sets that compile (`compile`, `int8`) become an AOTInductor package (torch.export,
+then C++ compiled ahead of time with freezing), which loads in milliseconds with no compile
+and no timm; other torch sets keep the weights and re-apply their passes at load. Engine sets
+are the engine's own file: ONNX (QDQ for int8) for ONNX Runtime, IR for OpenVINO.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import FlagError
+from ..passes.optimize import check_applicable, parse_flags
+from ..passes.registry import FLAGS, Pipeline, inductor_config, min_agreement
+from .record import KINDS, DeployRecord, environment
+
+#: Flags that only say how a torch module is called; AOTInductor takes care of both.
+_CALL_FLAGS = ("compile", "inference_mode")
+
+
+def kind_of(backend: str, flags: Sequence[str]) -> str:
+    """The artifact kind a (backend, flag set) is deployed as."""
+    if backend == "torch":
+        return "torch-aoti" if {"compile", "int8"} & set(flags) else "torch-eager"
+    if backend not in KINDS:
+        raise FlagError(f"Unknown backend {backend!r}; pick torch, onnxruntime or openvino.")
+    return backend
+
+
+def precision_of(flags: Sequence[str]) -> str:
+    return next((p for p in ("int8", "bf16") if p in flags), "fp32")
+
+
+def budget_of(flags: Sequence[str]) -> dict[str, float]:
+    """The accuracy contract of a flag set: its loosest pass's error budget and floor."""
+    tolerance = max((FLAGS[f].tolerance for f in flags), default=FLAGS["compile"].tolerance)
+    return {"max_rel_error": tolerance, "min_agreement": min_agreement(tolerance)}
+
+
+class _Autocast(nn.Module):
+    """bf16 autocast inside the graph, so torch.export records it (a context around the
+    export call is not captured); fp32 logits out, as from every other artifact."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return self.module(x).float()
+
+
+def _package_aoti(pipeline: Pipeline, path: Path) -> None:
+    from torch._inductor import aoti_compile_and_package
+
+    module = pipeline.module
+    if pipeline.autocast_dtype is not None:
+        module = _Autocast(module)
+    x = pipeline.example_input.contiguous(memory_format=pipeline.memory_format)
+    pipeline.compile = True  # inductor_config: freezing, so convs are prepacked constants
+    with torch.no_grad(), inductor_config(pipeline):
+        program = torch.export.export(module, (x,))
+        aoti_compile_and_package(
+            program, package_path=str(path), inductor_configs={"freezing": True}
+        )
+
+
+def _write_engine(model: nn.Module, backend: str, flags: list[str], pipeline: Pipeline,
+                  calibration: list[torch.Tensor], out: Path,
+                  onnx_cache: Path | None) -> None:  # fmt: skip
+    from ..engines.deploy import MODEL_REWRITES, cached_export, check_backend, check_cpu
+    from ..engines.export import export_onnx
+
+    chosen = check_backend(backend, flags)
+    chosen.require(f"A {backend} artifact")
+    check_cpu(backend, flags)
+    for name in flags:
+        if name in MODEL_REWRITES:
+            FLAGS[name].apply(pipeline)
+    precision = precision_of(flags)
+    with tempfile.TemporaryDirectory(prefix="unet-decoder-artifact-") as tmp:
+        if onnx_cache is None:
+            onnx = export_onnx(pipeline.module, Path(tmp) / "export.onnx",
+                               pipeline.example_input, dynamic=False)  # fmt: skip
+        else:
+            onnx = cached_export(pipeline.module, pipeline.example_input, onnx_cache)
+        if backend == "onnxruntime":
+            from ..engines.onnxruntime import write_model
+
+            write_model(onnx, precision, calibration, out)
+        else:
+            from ..engines.openvino import prepare, save
+
+            save(prepare(onnx, precision, calibration), out)
+
+
+def build_artifact(
+    model: nn.Module,
+    flags: str | Sequence[str] | None,
+    example_input: torch.Tensor,
+    folder: str | Path,
+    *,
+    backend: str = "torch",
+    threads: int | None = None,
+    calibration: Sequence[torch.Tensor] | None = None,
+    onnx_cache: str | Path | None = None,
+) -> DeployRecord:
+    """Write `model` with `flags` applied (on `backend`) into `folder`, for `example_input`'s
+    shape and `threads` intra-op threads; return its record (also written as deployed.json).
+
+    `model` is not modified. int8 is calibrated on `calibration` (default: the example).
+    An AOTInductor package's kernels keep the thread count they were compiled for.
+    """
+    names = parse_flags(flags)
+    check_applicable(model, names)
+    kind = kind_of(backend, names)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    batches = list(calibration) if calibration is not None else [example_input]
+    previous = torch.get_num_threads()
+    threads = threads or previous
+    torch.set_num_threads(threads)
+    try:
+        pipeline = Pipeline(copy.deepcopy(model).eval(), example_input, batches)
+        out = folder / KINDS[kind][0]
+        if kind == "torch-eager":
+            from safetensors.torch import save_file
+
+            state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+            save_file(state, str(out))
+        elif kind == "torch-aoti":
+            for name in names:
+                if name not in _CALL_FLAGS:
+                    FLAGS[name].apply(pipeline)
+            _package_aoti(pipeline, out)
+        else:
+            _write_engine(model, backend, names, pipeline, batches, out,
+                          None if onnx_cache is None else Path(onnx_cache))  # fmt: skip
+    finally:
+        torch.set_num_threads(previous)
+    record = DeployRecord(
+        kind=kind,
+        file=out.name,
+        input_shape=list(example_input.shape),
+        flags=names,
+        precision=precision_of(names),
+        threads=threads,
+        model={
+            "encoder_name": getattr(model, "encoder_name", None),
+            "num_classes": getattr(model, "num_classes", None),
+            "in_chans": getattr(model, "in_chans", example_input.shape[1]),
+            "decoder_channels": list(getattr(model, "decoder_channels", ())),
+        },
+        environment=environment(kind),
+        budget=budget_of(names),
+    )
+    record.write(folder)
+    return record
+
+
+def copy_artifact(source: Path, destination: Path) -> None:
+    """Put an artifact folder at `destination` whole or not at all: copied beside it, then
+    renamed over the previous artifact there (never over a folder that is not one)."""
+    destination = Path(destination)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        if destination.exists():
+            old = staging.with_name(staging.name + ".old")
+            destination.rename(old)
+            staging.rename(destination)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            staging.rename(destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
