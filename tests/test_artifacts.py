@@ -2,8 +2,6 @@
 with the tuned model's answers, and that refuses a machine it was not made for."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -20,6 +18,8 @@ from unet_decoder.passes import pixel_agreement, relative_error
 from unet_decoder.training import held_out, make_batch
 from unet_decoder.training.task import CALIBRATION_SEED
 
+from .fresh_process import logits_from_fresh_process
+
 SIZE = 128
 
 #: (backend, flags): one of every kind and precision an artifact can have.
@@ -35,21 +35,6 @@ KINDS = [
 ]
 
 
-def run_in_fresh_process(folder, images, out):
-    """Load and run the artifact where nothing of this test's process is imported."""
-    torch.save(images, out.with_suffix(".in.pt"))
-    code = (
-        "import sys, torch\n"
-        "from unet_decoder import load_deployed\n"
-        "run = load_deployed(sys.argv[1])\n"
-        "x = torch.load(sys.argv[2])\n"
-        "torch.save(torch.cat([run(b[None]) for b in x]), sys.argv[3])\n"
-    )
-    subprocess.run([sys.executable, "-c", code, str(folder), str(out.with_suffix(".in.pt")),
-                    str(out)], check=True)  # fmt: skip
-    return torch.load(out)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("backend", "flags"), KINDS,
                          ids=["+".join([b, *f]) for b, f in KINDS])  # fmt: skip
@@ -63,7 +48,7 @@ def test_an_artifact_reloads_in_a_fresh_process_within_its_budget(
                             threads=2, calibration=calibration)  # fmt: skip
     here = load_deployed(tmp_path / "art")
     tuned = torch.cat([here(x[None]) for x in images])
-    fresh = run_in_fresh_process(tmp_path / "art", images, tmp_path / "out.pt")
+    fresh = logits_from_fresh_process(tmp_path / "art", images, tmp_path)
     # the same file gives the same answers in another process
     assert relative_error(fresh, tuned) <= 1e-5
     with torch.no_grad():

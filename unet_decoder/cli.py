@@ -1,4 +1,5 @@
-"""`unet-decoder bench`: which flags pay off on this machine, how much, at what accuracy cost."""
+"""`unet-decoder`: bench (which flags pay off here), tune (what to deploy here), export, and
+the asv tracking commands (gate, nightly, noise, asv-offline)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,39 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output classes (default: the checkpoint's head, else 1)")  # fmt: skip
     export.add_argument("--static", action="store_true",
                         help="fix the shape to 1x3x256x256 instead of dynamic sizes")  # fmt: skip
+    tune = sub.add_parser(
+        "tune",
+        help="find the fastest deployment within an accuracy budget and write it as a file",
+        description="Build every candidate that applies (torch eager, torch AOTInductor, "
+        "ONNX Runtime, OpenVINO; at each precision --budget admits), reject those over "
+        "their accuracy budget on held-out images, screen the rest, try fewer threads, time "
+        "the finalists in interleaved rounds, and write the fastest to --out with "
+        "deployed.json (how it was made and measured), tune.json and tune.png. Load it with "
+        "unet_decoder.load_deployed(OUT).",
+    )
+    tune.add_argument("--encoder", required=True, help="timm encoder, e.g. resnet34")
+    tune.add_argument("--checkpoint", type=Path,
+                      help="your UNet weights (default: trained on the built-in task)")  # fmt: skip
+    tune.add_argument("--images", type=Path,
+                      help="folder of your images: the first quarter calibrates int8, the "
+                      "rest are held out (needs --checkpoint)")  # fmt: skip
+    tune.add_argument("--masks", type=Path, help="class-index PNG masks, same stems as images")
+    tune.add_argument("--size", type=int, nargs="+", default=[256], metavar=("H", "W"),
+                      help="input height [and width] (256)")  # fmt: skip
+    tune.add_argument("--batch", type=int, default=1, help="batch size (1)")
+    tune.add_argument("--threads", type=int, default=None,
+                      help="pin the thread count (default: search 1, 2, 4... up to the "
+                      "usable cores)")  # fmt: skip
+    tune.add_argument("--budget", choices=("int8", "bf16", "exact"), default="int8",
+                      help="the loosest precision allowed; each candidate keeps its own "
+                      "precision's error budget (int8)")  # fmt: skip
+    tune.add_argument("--out", type=Path, default=Path("deployed"),
+                      help="folder to write the artifact to (./deployed); an earlier "
+                      "artifact there is replaced")  # fmt: skip
+    tune.add_argument("--min-seconds", type=float, default=2.0,
+                      help="time each finalist for at least this long (2.0)")  # fmt: skip
+    tune.add_argument("--no-engines", action="store_true",
+                      help="search torch only (no ONNX Runtime, no OpenVINO)")  # fmt: skip
     offline = sub.add_parser(
         "asv-offline",
         help="make a published asv dashboard load without internet (run after asv publish)",
@@ -263,51 +297,105 @@ class _LogLines:
               flush=True)  # fmt: skip
 
 
-def bench(args: argparse.Namespace) -> int:
-    import warnings
-
+def _with_progress(work):
+    """Run `work(progress)` under a progress bar on a terminal, plain lines on a pipe."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    stderr = Console(stderr=True)
+    if not stderr.is_terminal:
+        return work(_LogLines())
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(bar_width=20),
+        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+        console=stderr, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("building models", total=None)
+
+        def progress(label: str, total: int) -> None:
+            if total == 0:  # a note inside a step (training)
+                bar.update(task, description=label)
+                return
+            if bar.tasks[0].total is None:
+                bar.update(task, total=total, completed=0)
+            else:
+                bar.advance(task)
+            bar.update(task, description=label)
+
+        return work(progress)
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    logging.getLogger("torch").setLevel(logging.ERROR)  # inductor's notes are not results
+
+
+def bench(args: argparse.Namespace) -> int:
+    from rich.console import Console
 
     from .tracking.bench import run_bench
     from .tracking.report import print_table, to_csv, to_json, to_png, write_atomically
 
-    warnings.filterwarnings("ignore", category=UserWarning)
-    logging.getLogger("torch").setLevel(logging.ERROR)  # inductor's notes are not results
+    _quiet_libraries()
     console = Console()
     options = dict(
         size=args.size, batch=args.batch, threads=args.threads, peers=args.peers,
         min_seconds=args.min_seconds, weights=args.weights, checkpoint=args.checkpoint,
         images=args.images, masks=args.masks,
     )  # fmt: skip
-    stderr = Console(stderr=True)
-    if not stderr.is_terminal:
-        result = run_bench(args.encoders, args.flags, progress=_LogLines(), **options)
-    else:
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(bar_width=20),
-            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-            console=stderr, transient=True,
-        ) as bar:  # fmt: skip
-            task = bar.add_task("building models", total=None)
-
-            def progress(label: str, total: int) -> None:
-                if total == 0:  # a note inside a step (training)
-                    bar.update(task, description=label)
-                    return
-                if bar.tasks[0].total is None:
-                    bar.update(task, total=total, completed=0)
-                else:
-                    bar.advance(task)
-                bar.update(task, description=label)
-
-            result = run_bench(args.encoders, args.flags, progress=progress, **options)
+    result = _with_progress(
+        lambda progress: run_bench(args.encoders, args.flags, progress=progress, **options)
+    )
     print_table(result, console)
     outputs = ((args.json, to_json), (args.csv, to_csv), (args.plot, to_png))
     for path, render in outputs:
         if path is not None:
             write_atomically(path, render(result))
             console.print(f"wrote {path}")
+    return 0
+
+
+def _check_out_folder(out: Path) -> None:
+    """--out must be a new or empty folder, or an earlier artifact: never someone's files."""
+    from .artifact import RECORD_NAME
+
+    if out.exists() and not out.is_dir():
+        raise UNetDecoderError(f"--out {out} is a file; give a folder name.")
+    if out.is_dir() and any(out.iterdir()) and not (out / RECORD_NAME).is_file():
+        raise UNetDecoderError(
+            f"--out {out} holds files that are not a deployed artifact; give a new folder."
+        )
+    _check_output(out.parent / ".unet-decoder-probe", "--out")
+
+
+def tune(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .tracking.tune import run_tune
+    from .tracking.tune_report import print_ranking
+
+    if len(args.size) > 2:
+        raise UNetDecoderError(f"--size takes a height and an optional width, got {args.size}")
+    size = (args.size[0], args.size[-1])
+    if min(size) < 32:
+        raise UNetDecoderError(f"--size must be at least 32, got {args.size}")
+    if args.batch < 1:
+        raise UNetDecoderError(f"--batch must be at least 1, got {args.batch}")
+    if args.threads is not None and args.threads < 1:
+        raise UNetDecoderError(f"--threads must be at least 1, got {args.threads}")
+    if args.min_seconds <= 0:
+        raise UNetDecoderError(f"--min-seconds must be positive, got {args.min_seconds}")
+    _check_out_folder(args.out)
+    _quiet_libraries()
+    options = dict(
+        out=args.out, checkpoint=args.checkpoint, images=args.images, masks=args.masks,
+        size=size, batch=args.batch, threads=args.threads, budget=args.budget,
+        min_seconds=args.min_seconds, engines=not args.no_engines,
+    )  # fmt: skip
+    result = _with_progress(lambda progress: run_tune(args.encoder, progress=progress, **options))
+    print_ranking(result, Console())
     return 0
 
 
@@ -359,6 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return noise(args)
         if args.command == "export":
             return export(args)
+        if args.command == "tune":
+            return tune(args)
         _validate(args)
         return bench(args)
     except UNetDecoderError as e:

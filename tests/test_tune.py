@@ -1,0 +1,129 @@
+"""`unet-decoder tune` as a user runs it: a ranking, a chosen artifact that another process
+loads with the measured answers, and clear refusals before any minute is spent."""
+
+import json
+
+import pytest
+import torch
+
+from unet_decoder import UNet, load_deployed
+from unet_decoder.cli import main
+from unet_decoder.passes import relative_error
+from unet_decoder.tracking import tune
+from unet_decoder.training import held_out
+
+from .fresh_process import logits_from_fresh_process
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory, trained_test_resnet):
+    out = tmp_path_factory.mktemp("tune") / "deployed"
+    argv = ["tune", "--encoder", "test_resnet", "--size", str(SIZE), "--min-seconds", "0.2",
+            "--out", str(out)]  # fmt: skip
+    return main(argv), out
+
+
+@pytest.mark.slow
+def test_tune_writes_the_fastest_candidate_of_its_final_rounds(tuned, capsys):
+    code, out = tuned
+    assert code == 0
+    report = json.loads((out / "tune.json").read_text())
+    candidates = report["candidates"]
+    chosen = [c for c in candidates if c["status"] == "chosen"]
+    assert len(chosen) == 1
+    chosen = chosen[0]
+    # every candidate timed in the same final rounds was no faster than the chosen one
+    final = [c for c in candidates if c["median_ms"] is not None]
+    assert len(final) >= 2 and any(c["baseline"] for c in final)
+    assert all(chosen["median_ms"] <= c["median_ms"] for c in final)
+    assert chosen["rel_error"] <= chosen["budget"]["max_rel_error"]
+    # whatever was not timed says why; every backend was searched
+    assert all(c["reason"] for c in candidates if c["status"] not in ("chosen", "finalist"))
+    assert {c["kind"] for c in candidates} == {"torch-eager", "torch-aoti", "onnxruntime",
+                                               "openvino"}  # fmt: skip
+    record = json.loads((out / "deployed.json").read_text())
+    assert record["kind"] == chosen["kind"] and record["threads"] == chosen["threads"]
+    assert record["measured"]["median_ms"] == chosen["median_ms"]
+    assert report["search_seconds"] > 0 and report["reload_rel_error"] == 0.0
+    from PIL import Image
+
+    with Image.open(out / "tune.png") as image:
+        assert image.format == "PNG" and image.width > 300
+
+
+@pytest.mark.slow
+def test_a_tuned_artifact_reloads_in_a_fresh_process_with_the_measured_answers(
+    tuned, tmp_path, trained_test_resnet
+):
+    _, out = tuned
+    record = json.loads((out / "deployed.json").read_text())
+    images = held_out(SIZE).images
+    fresh = logits_from_fresh_process(out, images, tmp_path)
+    with torch.no_grad():
+        reference = torch.cat([trained_test_resnet.model(x[None]) for x in images])
+    error = relative_error(fresh, reference)
+    # the same held-out images, the same error that tune measured and recorded
+    assert error == pytest.approx(record["measured"]["rel_error"], rel=1e-3, abs=1e-7)
+    assert error <= record["budget"]["max_rel_error"]
+    here = load_deployed(out)
+    assert relative_error(torch.cat([here(x[None]) for x in images]), fresh) <= 1e-6
+
+
+@pytest.mark.slow
+def test_tune_prints_the_ranking_and_the_choice(tuned, capsys):
+    # the module fixture ran first; run a cheaper one here to read its output
+    code, out = tuned
+    assert code == 0
+    argv = ["tune", "--encoder", "test_resnet", "--size", str(SIZE), "--min-seconds", "0.1",
+            "--budget", "exact", "--threads", "1", "--out", str(out.parent / "exact")]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "final rounds" in printed and "Chosen:" in printed and "Search:" in printed
+    report = json.loads((out.parent / "exact" / "tune.json").read_text())
+    assert {c["precision"] for c in report["candidates"]} == {"fp32"}
+    assert {c["threads"] for c in report["candidates"]} == {1}
+
+
+def test_thread_counts_searched_are_powers_of_two_up_to_the_cores(monkeypatch):
+    monkeypatch.setattr(tune, "usable_cores", lambda: 6)
+    assert tune.thread_options(None) == [1, 2, 4, 6]
+    monkeypatch.setattr(tune, "usable_cores", lambda: 2)
+    assert tune.thread_options(None) == [1, 2]
+    assert tune.thread_options(3) == [3]
+
+
+def test_the_budget_decides_which_precisions_are_candidates():
+    model = UNet("test_resnet").eval()
+    exact = tune.plan_candidates(model, "exact", 2)
+    assert {c.precision for c in exact} == {"fp32"} and exact[0].baseline
+    assert {(c.kind, c.precision) for c in tune.plan_candidates(model, "int8", 2)} >= {
+        ("torch-aoti", "int8"), ("onnxruntime", "int8"), ("openvino", "int8"),
+        ("torch-aoti", "bf16"), ("openvino", "bf16"), ("torch-eager", "fp32"),
+    }  # fmt: skip
+    mobileone = UNet("mobileone_s0").eval()
+    assert all("reparam" in c.flags for c in tune.plan_candidates(mobileone, "exact", 2)[1:])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--size", "64", "64", "64"], "--size takes a height and an optional width"),
+        (["--size", "16"], "--size must be at least 32"),
+        (["--threads", "0"], "--threads must be at least 1"),
+        (["--images", "x"], "give it too"),
+        (["--min-seconds", "0"], "--min-seconds must be positive"),
+    ],
+)
+def test_bad_options_are_refused_in_one_line_before_any_work(argv, message, capsys, tmp_path):
+    assert main(["tune", "--encoder", "test_resnet", "--out", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_tune_never_writes_over_a_folder_that_is_not_an_artifact(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["tune", "--encoder", "test_resnet", "--out", str(tmp_path)]) == 2
+    assert "not a deployed artifact" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
