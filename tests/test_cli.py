@@ -11,6 +11,8 @@ import pytest
 
 from unet_decoder.cli import main
 
+from .task_files import write_task_as_files
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--encoders", "test_resnet", "--size", "64", "--min-seconds", "0.05"]
 ROW_FIELDS = {"encoder", "flags", "median_ms", "speedup", "gflops", "max_rel_error", "peak_mb"}
@@ -220,31 +222,10 @@ def test_cpu_taken_by_neighbours_is_measured_and_our_children_are_not():
     assert ours < 15 < 25 < neighbours  # one of 2 cores busy is ~50%
 
 
-def _write_task_as_files(folder, n, with_masks=True, size=128):
-    """n task images as PNGs a user would have (ImageNet-normalized on load), and masks."""
-    import numpy as np
-    from PIL import Image
-
-    from unet_decoder.training import make_batch
-    from unet_decoder.training.images import IMAGENET_MEAN, IMAGENET_STD
-    from unet_decoder.training.task import HELD_OUT_SEED
-
-    batch = make_batch(n, size, seed=HELD_OUT_SEED)
-    mean = np.array(IMAGENET_MEAN).reshape(3, 1, 1)
-    std = np.array(IMAGENET_STD).reshape(3, 1, 1)
-    (folder / "images").mkdir()
-    (folder / "masks").mkdir()
-    for i, (image, mask) in enumerate(zip(batch.images.numpy(), batch.masks.numpy(), strict=True)):
-        pixels = np.clip((image * std + mean) * 255, 0, 255).round().astype(np.uint8)
-        Image.fromarray(pixels.transpose(1, 2, 0)).save(folder / "images" / f"{i:02d}.png")
-        if with_masks:
-            Image.fromarray(mask.astype(np.uint8), mode="L").save(folder / "masks" / f"{i:02d}.png")
-
-
 def test_bench_on_your_checkpoint_and_images_reports_agreement_and_miou(
     tmp_path, trained_test_resnet
 ):
-    _write_task_as_files(tmp_path, 8)
+    write_task_as_files(tmp_path, 8)
     out = tmp_path / "r.json"
     argv = ["bench", "--encoders", "test_resnet", "--size", "128", "--min-seconds", "0.05",
             "--flags", "none", "bf16", "--checkpoint", str(trained_test_resnet.path),
@@ -275,7 +256,7 @@ def test_bad_user_data_is_one_line_and_exit_code_2(tmp_path, capsys, extra, mess
 
     from unet_decoder import UNet
 
-    _write_task_as_files(tmp_path, 4)
+    write_task_as_files(tmp_path, 4)
     (tmp_path / "empty").mkdir()
     (tmp_path / "short").mkdir()  # masks for some images only
     (tmp_path / "short" / "03.png").write_bytes((tmp_path / "masks" / "03.png").read_bytes())

@@ -13,6 +13,7 @@ from unet_decoder.tracking import tune
 from unet_decoder.training import held_out
 
 from .fresh_process import logits_from_fresh_process
+from .task_files import write_task_as_files
 
 SIZE = 64
 
@@ -127,3 +128,24 @@ def test_tune_never_writes_over_a_folder_that_is_not_an_artifact(tmp_path, capsy
     assert main(["tune", "--encoder", "test_resnet", "--out", str(tmp_path)]) == 2
     assert "not a deployed artifact" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_tune_on_your_checkpoint_and_images_at_any_height_and_width(tmp_path, trained_test_resnet):
+    write_task_as_files(tmp_path, 8)
+    out = tmp_path / "deployed"
+    argv = ["tune", "--encoder", "test_resnet", "--checkpoint", str(trained_test_resnet.path),
+            "--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"),
+            "--size", "96", "128", "--budget", "exact", "--threads", "1", "--no-engines",
+            "--min-seconds", "0.1", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    record = json.loads((out / "deployed.json").read_text())
+    assert record["input_shape"] == [1, 3, 96, 128] and record["precision"] == "fp32"
+    assert "6 held-out image(s)" in record["measured"]["weights"]  # 2 of 8 calibrate
+    assert record["measured"]["miou"] >= 0.6  # against the masks, at 96x128
+    report = json.loads((out / "tune.json").read_text())
+    engines = [c for c in report["candidates"] if c["backend"] != "torch"]
+    assert engines and all(c["status"] == "skipped" and "--no-engines" in c["reason"]
+                           for c in engines)  # fmt: skip
+    run = load_deployed(out)
+    assert run(torch.randn(1, 3, 96, 128)).shape == (1, 4, 96, 128)
