@@ -114,7 +114,7 @@ def test_seed_command_runs_from_its_folder(tmp_path):
 def test_peers_add_smp_rows_to_the_same_table(tmp_path):
     path = tmp_path / "r.json"
     argv = ["bench", "--encoders", "resnet18", "--size", "64", "--min-seconds", "0.05",
-            "--flags", "none", "--peers", "--json", str(path)]  # fmt: skip
+            "--flags", "none", "--peers", "--weights", "random", "--json", str(path)]  # fmt: skip
     assert main(argv) == 0
     rows = json.loads(path.read_text())["rows"]
     peers = [r for r in rows if r["model"] == "smp.Unet"]
