@@ -186,9 +186,9 @@ def test_your_checkpoint_is_tracked_in_its_own_series(tmp_path, trained_test_res
     """UNET_BENCH_CHECKPOINT: your weights on your images, labelled by the file's hash."""
     import hashlib
 
-    from .test_cli import _write_task_as_files
+    from .task_files import write_task_as_files
 
-    _write_task_as_files(tmp_path, 8, size=256)  # the grid's size: no resampling of textures
+    write_task_as_files(tmp_path, 8, size=256)  # the grid's size: no resampling of textures
     config = _asv_config(tmp_path)
     common = ["--config", str(config)]
     assert _asv(["machine", "--yes", "--machine", "ci"] + common, tmp_path).returncode == 0
