@@ -161,13 +161,16 @@ def resolve(encoder: str, flags: str) -> tuple[str, list[str]]:
 
 
 def runner(encoder: str, flags: str, batch: int = 1, size: int = SIZE, threads: int = THREADS):
-    """The optimized model for a grid entry, built (and compiled) once per process."""
+    """The optimized model for a grid entry: a compiled set or an engine as its deployable
+    artifact (built once per environment and commit, see `deployed`), an eager set by
+    `optimize` (cheap), once per process."""
     key = (encoder, flags, batch, size, threads)
     if key not in _runners:
         backend, names = resolve(encoder, flags)
         x = example_input(batch, size)
-        _runners[key] = optimize(model(encoder), names, x, threads=threads,
-                                 **engine_options(backend))  # fmt: skip
+        _runners[key] = deployed(model(encoder), backend, names, x, threads) or optimize(
+            model(encoder), names, x, threads=threads, **engine_options(backend)
+        )
     torch.set_num_threads(threads)
     warn_if_busy()
     return _runners[key]
@@ -231,3 +234,93 @@ def cached_entry(name: str, key: str, compute) -> dict:
     tmp.write_text(json.dumps(values))
     os.replace(tmp, path)
     return values
+
+
+#: Commits whose artifacts are kept per environment (a gate needs 2, a nightly 1 or 2).
+KEPT_COMMITS = 4
+
+
+def artifact_cache() -> Path:
+    """`.asv/artifact-cache/<environment>/<commit>/`: another torch or commit never loads an
+    artifact built by another. The oldest commits' folders beyond `KEPT_COMMITS` are removed
+    (a resnet34 entry is ~25-90 MB). Outside an asv environment: the run's own folder."""
+    if "ASV_ENV_NAME" not in os.environ:
+        return run_scoped_cache("artifacts")
+    import shutil
+
+    env = Path(os.environ.get("ASV_CONF_DIR", ".")) / ".asv" / "artifact-cache"
+    env = env / os.environ["ASV_ENV_NAME"]
+    folder = env / os.environ.get("ASV_COMMIT", "no-commit")[:12]
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        commits = sorted(env.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in commits[KEPT_COMMITS:]:
+            shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+#: Builds an artifact in a child process, from the parent's weights and example input.
+_BUILD = """\
+import json, sys, torch
+from unet_decoder import UNet
+from unet_decoder.artifact import build_artifact
+a = json.loads(sys.argv[1])
+saved = torch.load(a["inputs"])
+m = UNet(a["encoder"])
+m.load_state_dict(saved["state"])
+build_artifact(m.eval(), a["names"], saved["x"], a["folder"], backend=a["backend"],
+               threads=a["threads"], onnx_cache=a["onnx_cache"])
+"""
+
+
+def deployed(m: UNet, backend: str, names: list[str], x: torch.Tensor, threads: int):
+    """Compiled torch sets and the engines, run as the artifact `unet-decoder tune` ships: an
+    AOTInductor package, an ONNX Runtime or OpenVINO file, built once per environment, commit
+    and entry and loaded by every process (rounds, peakmem): compilation is paid once, not once
+    per process. It is built in a child process, so a measuring process only ever loads: its
+    peak memory and its timings never include a compiler's. None for eager sets, and on
+    commits that predate artifacts."""
+    try:
+        from unet_decoder.artifact import kind_of, load_deployed
+    except ImportError:
+        return None
+    if kind_of(backend, names) == "torch-eager":
+        return None
+    import shutil
+    import subprocess
+
+    label = "+".join([backend, *names])
+    shape = "x".join(map(str, x.shape))
+    folder = artifact_cache() / f"{label}-{shape}-{threads}t-{weights_digest(m)}"
+    if not (folder / "deployed.json").is_file():
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+        try:
+            torch.save({"state": m.state_dict(), "x": x}, staging / "inputs.pt")
+            args = {"encoder": m.encoder_name, "names": names, "backend": backend,
+                    "threads": threads, "inputs": str(staging / "inputs.pt"),
+                    "folder": str(staging / "artifact"),
+                    "onnx_cache": None if backend == "torch"
+                    else str(run_scoped_cache("onnx"))}  # fmt: skip
+            done = subprocess.run([sys.executable, "-c", _BUILD, json.dumps(args)],
+                                  capture_output=True, text=True)  # fmt: skip
+            if done.returncode != 0:
+                last = done.stderr.strip().splitlines()[-1:] or ["no output"]
+                raise RuntimeError(f"building the {label} artifact failed: {last[0]}")
+            try:
+                (staging / "artifact").rename(folder)  # whole or not at all
+            except OSError:
+                if not (folder / "deployed.json").is_file():  # not a lost race: an error
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return load_deployed(folder)
