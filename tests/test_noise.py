@@ -1,4 +1,4 @@
-"""`unet-decoder noise`: A/A runs find the spread, and an injected slowdown is caught."""
+"""`unet-decoder noise`: A/A gate trials find the spread, and an injected slowdown is caught."""
 
 import json
 import subprocess
@@ -8,6 +8,7 @@ import pytest
 from asv.util import load_json
 
 from unet_decoder.cli import main
+from unet_decoder.tracking import noise
 from unet_decoder.tracking.noise import CANDIDATE_FACTORS, NoiseReport
 
 from .scratch import ROOT
@@ -23,8 +24,34 @@ def test_the_recommended_factor_is_the_smallest_without_false_positives():
     assert report.recommended_factor is None
 
 
+def test_each_trial_interleaves_its_sides_in_rounds_as_asv_continuous_does(monkeypatch, tmp_path):
+    """A slow minute must hit base and head alike: rounds alternate the sides' order, and a
+    head that really is 20% slower is a false positive only if the A/A side shows it."""
+    from asv_runner.statistics import compute_stats
+
+    order = []
+    monkeypatch.setattr(noise, "_asv_round", lambda conf, folder, *a: order.append(folder.name))
+
+    def fake_load(results, machine):
+        side = results.parent.name.split("-")[1]
+        samples = [0.100 + 0.001 * i for i in range(10)]
+        if side == "slowed":
+            samples = [v * 1.2 for v in samples]
+        value, stats = compute_stats(samples, 1)
+        return {"forward.Forward.time_forward('x', 'none')": (value, stats, samples)}
+
+    monkeypatch.setattr(noise, "_load", fake_load)
+    config = tmp_path / "asv.conf.json"
+    config.write_text("{}")
+    report = noise.measure_noise("x", runs=2, rounds=2, inject=0.2, machine="m", config=config)
+    assert order == ["0-base", "0-head", "0-slowed", "0-slowed", "0-head", "0-base",
+                     "1-base", "1-head", "1-slowed", "1-slowed", "1-head", "1-base"]  # fmt: skip
+    assert report.pairs == 2 and report.false_positives[1.10] == 0
+    assert report.injected_pairs == 2 and report.caught == 2
+
+
 @pytest.mark.slow
-def test_noise_measures_a_b_runs_and_catches_an_injected_slowdown(tmp_path, monkeypatch, capsys):
+def test_noise_measures_a_gate_trial_and_catches_a_slowdown(tmp_path, monkeypatch, capsys):
     conf = load_json(str(ROOT / "asv.conf.json"), js_comments=True)
     conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / "benchmarks"),
                 env_dir=str(tmp_path / "env"))  # fmt: skip
@@ -34,14 +61,15 @@ def test_noise_measures_a_b_runs_and_catches_an_injected_slowdown(tmp_path, monk
     subprocess.run([sys.executable, "-m", "asv", "--config", str(config), "machine", "--yes",
                     "--machine", "ci"], check=True, capture_output=True)  # fmt: skip
     out = tmp_path / "noise.json"
-    argv = ["noise", "-b", ENTRY, "--runs", "2", "--inject", "1.0", "--machine", "ci",
+    argv = ["noise", "-b", ENTRY, "--runs", "1", "--inject", "1.0", "--machine", "ci",
             "--config", str(config), "--json", str(out)]  # fmt: skip
     assert main(argv) == 0
     report = json.loads(out.read_text())
     name = "forward.Forward.time_forward('test_resnet', 'none')"
     assert list(report["entries"]) == [name] and len(report["entries"][name]) == 2
-    assert report["pairs"] == 1 and set(report["false_positives"]) >= {"1.1", "1.5"}
-    # every forward twice as slow: asv's comparison at 1.10 must flag every injected run
-    assert report["injected_pairs"] == 2 and report["caught"] == 2, report
+    assert report["pairs"] == 1 and report["rounds"] == 2
+    assert set(report["false_positives"]) >= {"1.1", "1.5"}
+    # every forward twice as slow: asv's comparison at 1.10 must flag the injected side
+    assert report["injected_pairs"] == 1 and report["caught"] == 1, report
     printed = capsys.readouterr().out
     assert "false positives at factor 1.10" in printed and "injected 100% slowdown" in printed

@@ -156,14 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     noise = sub.add_parser(
         "noise",
         help="measure this machine's benchmark noise and the gate factor it can trust",
-        description="A/A runs of this environment's build (asv run -E existing, separate "
-        "results each): per-entry spread, false positives of asv's comparison at each "
-        "candidate factor, the smallest factor with none, and with --inject the share of "
-        "injected slowdowns caught.",
+        description="A/A trials of this environment's build, each measured as the gate "
+        "measures base and head (asv continuous: interleaved rounds, samples appended): "
+        "per-entry spread, false positives of asv's comparison at each candidate factor, the "
+        "smallest factor with none, and with --inject the share of injected slowdowns caught.",
     )
     noise.add_argument("--selection", default="pr", help="named selection (pr)")
     noise.add_argument("--bench", "-b", help="a regex instead of --selection")
-    noise.add_argument("--runs", type=int, default=5, help="A/A runs (5)")
+    noise.add_argument("--runs", type=int, default=5, help="A/A gate trials (5)")
+    noise.add_argument("--rounds", type=int, default=2,
+                       help="interleaved rounds per trial, as in the gate (2)")  # fmt: skip
     noise.add_argument("--factor", type=float, default=1.10, help="gate factor judged (1.10)")
     noise.add_argument("--inject", type=float, default=None,
                        help="also run each forward slowed by this fraction (0.2)")  # fmt: skip
@@ -191,7 +193,7 @@ def noise(args: argparse.Namespace) -> int:
         _check_output(args.json, "--json")
     regex = args.bench or selection_regex(args.selection)
     report = measure_noise(
-        regex, runs=args.runs, factor=args.factor, inject=args.inject,
+        regex, runs=args.runs, rounds=args.rounds, factor=args.factor, inject=args.inject,
         machine=args.machine or platform.node(), config=args.config,
         progress=lambda s: print(s, file=sys.stderr, flush=True),
     )  # fmt: skip

@@ -1,14 +1,16 @@
 """`unet-decoder noise`: how much a benchmark moves when nothing changed, and what factor a
 gate on this machine can trust.
 
-A/A runs: the same build (this environment, `asv run -E existing`) measured `runs` times,
-each a separate `asv run` with its own results folder, as a gate or a nightly job would
-measure it. For each benchmark entry: the spread across runs; for each consecutive pair and
-each candidate factor: would asv's own comparison (`asv continuous`'s rule: slower than the
-factor *and* statistically different, from recorded samples) call it a regression? Those are
-false positives. With `inject`, the same runs are repeated with every forward slowed by that
-fraction (benchmarks/forward.py reads UNET_BENCH_INJECT_SLOWDOWN): the slowdowns the gate
-would catch. The recommended factor is the smallest candidate with no false positive.
+It replays the gate's own measurement: `asv continuous` measures base and head in interleaved
+rounds (round 1 base then head, round 2 head then base, samples appended), so a slow minute of
+the machine hits both sides. Here each trial is such a pair, both sides the same build (this
+environment, `asv run -E existing`, one round per call, `--append-samples` into the side's own
+results folder): an A/A trial. Would asv's comparison (`asv continuous`'s rule: slower than the
+factor *and* statistically different, from the recorded samples) call it a regression? That is
+a false positive. With `inject`, each trial has a third side, interleaved in the same rounds,
+whose every forward is slowed by that fraction (benchmarks/forward.py reads
+UNET_BENCH_INJECT_SLOWDOWN): the slowdowns the gate would catch. The recommended factor is the
+smallest candidate with no false positive.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ CANDIDATE_FACTORS = (1.05, 1.10, 1.15, 1.20, 1.30, 1.50)
 
 @dataclass
 class NoiseReport:
-    runs: int
+    runs: int  # trials: base and head measured in interleaved rounds
     factor: float
+    rounds: int = 2
     entries: dict[str, list[float]] = field(default_factory=dict)  # entry -> value per run
     false_positives: dict[float, int] = field(default_factory=dict)  # factor -> count
     pairs: int = 0
@@ -46,12 +49,12 @@ class NoiseReport:
         return next((f for f in CANDIDATE_FACTORS if self.false_positives.get(f, 1) == 0), None)
 
     def spreads(self) -> dict[str, float]:
-        """max/min - 1 across runs, per entry."""
+        """max/min - 1 across the A/A sides of every trial, per entry."""
         return {k: max(v) / min(v) - 1 for k, v in self.entries.items() if min(v) > 0}
 
     def to_dict(self) -> dict:
         return {
-            "runs": self.runs, "factor": self.factor, "pairs": self.pairs,
+            "runs": self.runs, "rounds": self.rounds, "factor": self.factor, "pairs": self.pairs,
             "entries": self.entries, "spread": self.spreads(),
             "false_positives": {str(k): v for k, v in self.false_positives.items()},
             "recommended_factor": self.recommended_factor, "injected": self.injected,
@@ -90,74 +93,86 @@ def _slower(before, after, factor: float) -> bool:
                              (after[1], after[2]), factor)  # fmt: skip
 
 
-def _asv_run(config: dict, folder: Path, regex: str, machine: str, env: dict, head: str) -> dict:
+def _asv_round(config: dict, folder: Path, regex: str, machine: str, env: dict, head: str):
+    """One round of one side: `asv run -a rounds=1`, samples appended to the side's results."""
     conf = {**config, "results_dir": str(folder / "results"), "html_dir": str(folder / "html")}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "asv.conf.json"
     path.write_text(json.dumps(conf))
     command = [sys.executable, "-m", "asv", "--config", str(path), "run", "-E",
-               f"existing:{sys.executable}", "--set-commit-hash", head, "--record-samples",
-               "--machine", machine, "-b", regex]  # fmt: skip
+               f"existing:{sys.executable}", "--set-commit-hash", head, "--append-samples",
+               "-a", "rounds=1", "--machine", machine, "-b", regex]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     verdict = read_asv_output(done.returncode, done.stdout + done.stderr)
     if not verdict.passed:
         raise UNetDecoderError(f"asv run for the noise measurement: {verdict.message}")
-    return _load(folder / "results", machine)
 
 
 def measure_noise(
     regex: str,
     *,
     runs: int = 5,
+    rounds: int = 2,
     factor: float = 1.10,
     inject: float | None = None,
     machine: str,
     config: str | Path = "asv.conf.json",
     progress: Callable[[str], None] = lambda s: None,
 ) -> NoiseReport:
-    """A/A runs of this environment's build (and injected-slowdown runs); see module doc."""
+    """`runs` gate trials of this environment's build against itself (and, with `inject`,
+    against a slowed copy), each measured like `asv continuous`; see module doc."""
     from asv.util import load_json
 
-    if runs < 2:
-        raise UNetDecoderError(f"--runs must be at least 2 (pairs are compared), got {runs}")
+    if runs < 1 or rounds < 1:
+        raise UNetDecoderError(f"--runs and --rounds must be at least 1, got {runs}, {rounds}")
     base = load_json(str(config), js_comments=True)
     base["repo"] = str(Path(config).resolve().parent / base.get("repo", "."))
     base["benchmark_dir"] = str(Path(config).resolve().parent / base.get("benchmark_dir", "."))
     env = {**os.environ}
     env.pop("UNET_BENCH_INJECT_SLOWDOWN", None)
-    report = NoiseReport(runs=runs, factor=factor, injected=inject)
+    sides = {"base": env, "head": env}
+    if inject:
+        sides["slowed"] = {**env, "UNET_BENCH_INJECT_SLOWDOWN": str(inject)}
+    report = NoiseReport(runs=runs, factor=factor, rounds=rounds, injected=inject)
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
+    trials = []
     with tempfile.TemporaryDirectory(prefix="unet-decoder-noise-") as tmp:
-        measured = []
-        for i in range(runs):
-            progress(f"A/A run {i + 1}/{runs}")
-            measured.append(_asv_run(base, Path(tmp) / f"a{i}", regex, machine, env, head))
-        names = sorted(set.intersection(*(set(m) for m in measured)))
-        if not names:
-            raise UNetDecoderError(f"no benchmark matching {regex!r} was measured in every run")
-        report.entries = {n: [m[n][0] for m in measured] for n in names}
-        report.pairs = (runs - 1) * len(names)
-        for candidate in sorted({*CANDIDATE_FACTORS, factor}):
-            report.false_positives[candidate] = sum(
-                _slower(a[n], b[n], candidate)
-                for a, b in itertools.pairwise(measured)
-                for n in names
-            )
-        if inject:
-            slowed_env = {**env, "UNET_BENCH_INJECT_SLOWDOWN": str(inject)}
-            for i in range(runs):
-                progress(f"run {i + 1}/{runs} with every forward {inject:.0%} slower")
-                slowed = _asv_run(base, Path(tmp) / f"b{i}", regex, machine, slowed_env, head)
-                for n in names:
-                    if n in slowed and "time_" in n:
-                        report.injected_pairs += 1
-                        report.caught += _slower(measured[i][n], slowed[n], factor)
+        for t in range(runs):
+            for r in range(rounds):  # asv continuous's order: reversed every other round
+                order = list(sides) if r % 2 == 0 else list(sides)[::-1]
+                for side in order:
+                    progress(f"trial {t + 1}/{runs}, round {r + 1}/{rounds}: {side}")
+                    folder = Path(tmp) / f"{t}-{side}"
+                    _asv_round(base, folder, regex, machine, sides[side], head)
+            trials.append({side: _load(Path(tmp) / f"{t}-{side}" / "results", machine)
+                           for side in sides})  # fmt: skip
+    names = sorted(set.intersection(*(set(m) for t in trials for m in (t["base"], t["head"]))))
+    if not names:
+        raise UNetDecoderError(f"no benchmark matching {regex!r} was measured in every run")
+    report.entries = {n: [t[s][n][0] for t in trials for s in ("base", "head")] for n in names}
+    report.pairs = runs * len(names)
+    for candidate in sorted({*CANDIDATE_FACTORS, factor}):
+        report.false_positives[candidate] = sum(
+            _slower(t["base"][n], t["head"][n], candidate) for t in trials for n in names
+        )
+    if inject:
+        timed = [n for n in names if "time_" in n]
+        report.injected_pairs = runs * len(timed)
+        report.caught = sum(
+            _slower(t["base"][n], t["slowed"][n], factor)
+            for t in trials for n in timed if n in t["slowed"]
+        )  # fmt: skip
     return report
 
 
 def format_report(report: NoiseReport) -> str:
-    lines = [f"{report.runs} A/A runs of the same build; spread = max/min - 1 across runs", ""]
+    lines = [
+        f"{report.runs} A/A trials (base and head the same build, {report.rounds} interleaved "
+        "rounds each, as the gate measures); values: base, head of each trial; "
+        "spread = max/min - 1",
+        "",
+    ]
     width = max(len(n) for n in report.entries)
     for name, values in report.entries.items():
         spread = max(values) / min(values) - 1
@@ -169,7 +184,7 @@ def format_report(report: NoiseReport) -> str:
                   "(times in ms)"]  # fmt: skip
     lines.append("")
     for factor, count in sorted(report.false_positives.items()):
-        lines.append(f"false positives at factor {factor:.2f}: {count} of {report.pairs} pairs")
+        lines.append(f"false positives at factor {factor:.2f}: {count}/{report.pairs} compared")
     best = report.recommended_factor
     lines.append(
         f"recommended factor for this machine: {best:.2f}" if best
