@@ -29,8 +29,14 @@ def test_each_trial_interleaves_its_sides_in_rounds_as_asv_continuous_does(monke
     head that really is 20% slower is a false positive only if the A/A side shows it."""
     from asv_runner.statistics import compute_stats
 
-    order = []
-    monkeypatch.setattr(noise, "_asv_round", lambda conf, folder, *a: order.append(folder.name))
+    order, caches = [], set()
+
+    def fake_round(conf, folder, regex, machine, env, head):
+        order.append(folder.name)
+        caches.add(env["UNET_BENCH_ARTIFACT_CACHE"])
+
+    monkeypatch.delenv("UNET_BENCH_ARTIFACT_CACHE", raising=False)
+    monkeypatch.setattr(noise, "_asv_round", fake_round)
 
     def fake_load(results, machine):
         side = results.parent.name.split("-")[1]
@@ -46,6 +52,8 @@ def test_each_trial_interleaves_its_sides_in_rounds_as_asv_continuous_does(monke
     report = noise.measure_noise("x", runs=2, rounds=2, inject=0.2, machine="m", config=config)
     assert order == ["0-base", "0-head", "0-slowed", "0-slowed", "0-head", "0-base",
                      "1-base", "1-head", "1-slowed", "1-slowed", "1-head", "1-base"]  # fmt: skip
+    # every side loads the compiled entries the project's cache holds: built once, not per side
+    assert caches == {str(tmp_path / ".asv" / "artifact-cache")}
     assert report.pairs == 2 and report.false_positives[1.10] == 0
     assert report.injected_pairs == 2 and report.caught == 2
 

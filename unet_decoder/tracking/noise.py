@@ -130,6 +130,9 @@ def measure_noise(
     base["benchmark_dir"] = str(Path(config).resolve().parent / base.get("benchmark_dir", "."))
     env = {**os.environ}
     env.pop("UNET_BENCH_INJECT_SLOWDOWN", None)
+    # every side's scratch config shares the project's artifacts: built once, not per side
+    project_cache = Path(config).resolve().parent / ".asv" / "artifact-cache"
+    env.setdefault("UNET_BENCH_ARTIFACT_CACHE", str(project_cache))
     sides = {"base": env, "head": env}
     if inject:
         sides["slowed"] = {**env, "UNET_BENCH_INJECT_SLOWDOWN": str(inject)}
