@@ -243,15 +243,21 @@ KEPT_COMMITS = 4
 def artifact_cache() -> Path:
     """`.asv/artifact-cache/<environment>/<commit>/`: another torch or commit never loads an
     artifact built by another. The oldest commits' folders beyond `KEPT_COMMITS` are removed
-    (a resnet34 entry is ~25-90 MB). Outside an asv environment: the run's own folder.
-    `UNET_BENCH_ARTIFACT_CACHE` moves the root (`unet-decoder noise` runs asv from scratch
-    configs and points it at the project's own); it names a place, never a result."""
+    (a resnet34 entry is ~25-90 MB). Outside an asv environment (`-E existing` sets neither
+    environment nor commit): the run's own folder, or `UNET_BENCH_ARTIFACT_CACHE`, a folder
+    whose caller vouches that one build and one torch use it (`unet-decoder noise`: a
+    temporary folder shared by the asv runs of one measurement). It names a place, never a
+    result."""
+    if os.environ.get("UNET_BENCH_ARTIFACT_CACHE"):
+        folder = Path(os.environ["UNET_BENCH_ARTIFACT_CACHE"])
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
     if "ASV_ENV_NAME" not in os.environ:
         return run_scoped_cache("artifacts")
     import shutil
 
-    root = Path(os.environ.get("ASV_CONF_DIR", ".")) / ".asv" / "artifact-cache"
-    env = Path(os.environ.get("UNET_BENCH_ARTIFACT_CACHE", root)) / os.environ["ASV_ENV_NAME"]
+    env = Path(os.environ.get("ASV_CONF_DIR", ".")) / ".asv" / "artifact-cache"
+    env = env / os.environ["ASV_ENV_NAME"]
     folder = env / os.environ.get("ASV_COMMIT", "no-commit")[:12]
     if not folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)

@@ -52,8 +52,8 @@ def test_each_trial_interleaves_its_sides_in_rounds_as_asv_continuous_does(monke
     report = noise.measure_noise("x", runs=2, rounds=2, inject=0.2, machine="m", config=config)
     assert order == ["0-base", "0-head", "0-slowed", "0-slowed", "0-head", "0-base",
                      "1-base", "1-head", "1-slowed", "1-slowed", "1-head", "1-base"]  # fmt: skip
-    # every side loads the compiled entries the project's cache holds: built once, not per side
-    assert caches == {str(tmp_path / ".asv" / "artifact-cache")}
+    # every side of the measurement loads one build of the compiled entries, not its own
+    assert len(caches) == 1 and next(iter(caches)).endswith("artifacts")
     assert report.pairs == 2 and report.false_positives[1.10] == 0
     assert report.injected_pairs == 2 and report.caught == 2
 

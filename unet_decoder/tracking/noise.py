@@ -130,9 +130,6 @@ def measure_noise(
     base["benchmark_dir"] = str(Path(config).resolve().parent / base.get("benchmark_dir", "."))
     env = {**os.environ}
     env.pop("UNET_BENCH_INJECT_SLOWDOWN", None)
-    # every side's scratch config shares the project's artifacts: built once, not per side
-    project_cache = Path(config).resolve().parent / ".asv" / "artifact-cache"
-    env.setdefault("UNET_BENCH_ARTIFACT_CACHE", str(project_cache))
     sides = {"base": env, "head": env}
     if inject:
         sides["slowed"] = {**env, "UNET_BENCH_INJECT_SLOWDOWN": str(inject)}
@@ -141,6 +138,10 @@ def measure_noise(
                           check=True).stdout.strip()  # fmt: skip
     trials = []
     with tempfile.TemporaryDirectory(prefix="unet-decoder-noise-") as tmp:
+        # asv sets no environment or commit for `-E existing`, so each asv run would build
+        # the compiled entries again: every side of this measurement shares one build instead
+        for side_env in sides.values():
+            side_env["UNET_BENCH_ARTIFACT_CACHE"] = str(Path(tmp) / "artifacts")
         for t in range(runs):
             for r in range(rounds):  # asv continuous's order: reversed every other round
                 order = list(sides) if r % 2 == 0 else list(sides)[::-1]
