@@ -50,8 +50,9 @@ def test_each_trial_interleaves_its_sides_in_rounds_as_asv_continuous_does(monke
     config = tmp_path / "asv.conf.json"
     config.write_text("{}")
     report = noise.measure_noise("x", runs=2, rounds=2, inject=0.2, machine="m", config=config)
-    assert order == ["0-base", "0-head", "0-slowed", "0-slowed", "0-head", "0-base",
-                     "1-base", "1-head", "1-slowed", "1-slowed", "1-head", "1-base"]  # fmt: skip
+    # base and head in the gate's order; the slowed side takes a new position every round
+    assert order == ["0-slowed", "0-base", "0-head", "0-head", "0-slowed", "0-base",
+                     "1-slowed", "1-base", "1-head", "1-head", "1-slowed", "1-base"]  # fmt: skip
     # every side of the measurement loads one build of the compiled entries, not its own
     assert len(caches) == 1 and next(iter(caches)).endswith("artifacts")
     assert report.pairs == 2 and report.false_positives[1.10] == 0
@@ -81,3 +82,10 @@ def test_noise_measures_a_gate_trial_and_catches_a_slowdown(tmp_path, monkeypatc
     assert report["injected_pairs"] == 1 and report["caught"] == 1, report
     printed = capsys.readouterr().out
     assert "false positives at factor 1.10" in printed and "injected 100% slowdown" in printed
+
+
+def test_the_slowed_side_runs_before_after_and_between_the_gate_pair():
+    orders = [noise.round_order(r, with_slowed=True) for r in range(6)]
+    assert {o.index("slowed") for o in orders} == {0, 1, 2}
+    assert [o.index("base") < o.index("head") for o in orders] == [True, False] * 3
+    assert noise.round_order(1, with_slowed=False) == ["head", "base"]  # asv continuous's

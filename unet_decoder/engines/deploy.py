@@ -112,13 +112,11 @@ class EngineModel:
 def export_key(module: nn.Module, example_input: torch.Tensor) -> str:
     """What an exported graph depends on: every weight and buffer, the input shape, the
     model's class, and the torch and onnxscript versions (the exporter)."""
-    import hashlib
-
     import onnxscript
 
+    from ..model.checkpoint import state_digest
     from .export import OPSET
 
-    digest = hashlib.sha256()
     header = (
         type(module).__qualname__,
         getattr(module, "encoder_name", ""),
@@ -127,11 +125,7 @@ def export_key(module: nn.Module, example_input: torch.Tensor) -> str:
         onnxscript.__version__,
         OPSET,
     )
-    digest.update(repr(header).encode())  # fmt: skip
-    for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
-    return digest.hexdigest()[:24]
+    return state_digest(module, header)[:24]
 
 
 def cached_export(module: nn.Module, example_input: torch.Tensor, folder: Path) -> Path:

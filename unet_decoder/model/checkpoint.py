@@ -6,6 +6,7 @@ pickle is never executed: a `.pt` file that needs it is refused with a message.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,16 @@ from ..errors import CheckpointError, CheckpointNotFoundError
 
 #: Top-level prefixes of a whole-UNet state dict (what `UNet.state_dict()` writes).
 MODEL_PREFIXES = ("encoder.", "decoder.", "head.")
+
+
+def state_digest(module: torch.nn.Module, header: object = ()) -> str:
+    """One hash of every weight and buffer (names included), plus `header`: the key under
+    which exports and artifacts are cached, so that different weights never share one."""
+    digest = hashlib.sha256(repr(header).encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

@@ -9,8 +9,9 @@ results folder): an A/A trial. Would asv's comparison (`asv continuous`'s rule: 
 factor *and* statistically different, from the recorded samples) call it a regression? That is
 a false positive. With `inject`, each trial has a third side, interleaved in the same rounds,
 whose every forward is slowed by that fraction (benchmarks/forward.py reads
-UNET_BENCH_INJECT_SLOWDOWN): the slowdowns the gate would catch. The recommended factor is the
-smallest candidate with no false positive.
+UNET_BENCH_INJECT_SLOWDOWN): the slowdowns the gate would catch. It takes a new position in
+every round (first, between, last), so that no side always runs right after it. The
+recommended factor is the smallest candidate with no false positive.
 """
 
 from __future__ import annotations
@@ -108,6 +109,16 @@ def _asv_round(config: dict, folder: Path, regex: str, machine: str, env: dict, 
         raise UNetDecoderError(f"asv run for the noise measurement: {verdict.message}")
 
 
+def round_order(r: int, *, with_slowed: bool) -> list[str]:
+    """Base and head in `asv continuous`'s order (reversed every other round), so that the
+    A/A trials are shaped like the gate; the slowed side moves through every position, so
+    that no side always runs just after it."""
+    order = ["base", "head"] if r % 2 == 0 else ["head", "base"]
+    if with_slowed:
+        order.insert(r % 3, "slowed")
+    return order
+
+
 def measure_noise(
     regex: str,
     *,
@@ -131,8 +142,6 @@ def measure_noise(
     env = {**os.environ}
     env.pop("UNET_BENCH_INJECT_SLOWDOWN", None)
     sides = {"base": env, "head": env}
-    if inject:
-        sides["slowed"] = {**env, "UNET_BENCH_INJECT_SLOWDOWN": str(inject)}
     report = NoiseReport(runs=runs, factor=factor, rounds=rounds, injected=inject)
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
@@ -140,12 +149,12 @@ def measure_noise(
     with tempfile.TemporaryDirectory(prefix="unet-decoder-noise-") as tmp:
         # asv sets no environment or commit for `-E existing`, so each asv run would build
         # the compiled entries again: every side of this measurement shares one build instead
-        for side_env in sides.values():
-            side_env["UNET_BENCH_ARTIFACT_CACHE"] = str(Path(tmp) / "artifacts")
+        env["UNET_BENCH_ARTIFACT_CACHE"] = str(Path(tmp) / "artifacts")
+        if inject:
+            sides["slowed"] = {**env, "UNET_BENCH_INJECT_SLOWDOWN": str(inject)}
         for t in range(runs):
-            for r in range(rounds):  # asv continuous's order: reversed every other round
-                order = list(sides) if r % 2 == 0 else list(sides)[::-1]
-                for side in order:
+            for r in range(rounds):
+                for side in round_order(r, with_slowed=bool(inject)):
                     progress(f"trial {t + 1}/{runs}, round {r + 1}/{rounds}: {side}")
                     folder = Path(tmp) / f"{t}-{side}"
                     _asv_round(base, folder, regex, machine, sides[side], head)
