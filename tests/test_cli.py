@@ -186,6 +186,17 @@ def test_busy_machine_and_wide_spread_are_warned_under_the_table():
     assert "load average 1.90" in notes and "40%" in notes and "spread over 10%" in notes
 
 
+def test_bf16_rows_on_a_cpu_without_native_bf16_are_called_emulated():
+    from unet_decoder.tracking.report import warnings_for
+
+    result = _result(["resnet18"], ["none", "bf16+compile"])
+    result["rows"][1].update(precision="bf16", backend="torch")
+    result["machine"]["cpu_flags"] = ["avx2", "fma"]
+    assert any("no native bf16" in note for note in warnings_for(result))
+    result["machine"]["cpu_flags"] = ["avx2", "fma", "avx512f", "avx512_bf16"]
+    assert warnings_for(result) == []
+
+
 def test_bench_on_a_pipe_logs_progress_lines(tmp_path):
     argv = [sys.executable, "-m", "unet_decoder.cli", "bench", *TINY, "--flags", "none"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -44,3 +44,8 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+#: Flags of the CPUs whose bf16 matmuls and convolutions run in hardware; elsewhere torch
+#: emulates bf16 with fp32 arithmetic plus conversions, slower than plain fp32.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..machine import cpu_name
+from ..machine import cpu_flags, cpu_name
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,7 @@ def machine_info() -> dict[str, object]:
     return {
         "cpu": cpu_name(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -17,6 +17,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from ..machine import NATIVE_BF16_FLAGS
 from ..passes.registry import EXACT_TOLERANCE
 from .bench import PRECISIONS, fastest_within_budget
 from .measure import BUSY_OTHERS_PCT
@@ -112,6 +113,17 @@ def warnings_for(result: dict) -> list[str]:
         notes.append(
             f"other processes used {others:.0f}% of the CPU while measuring: these numbers "
             "are noise; rerun on a quiet machine."
+        )
+    flags = machine.get("cpu_flags")
+    emulated = [
+        r for r in result["rows"]
+        if r.get("precision") == "bf16" and r.get("backend", "torch") == "torch"
+    ]  # fmt: skip
+    if emulated and flags is not None and not NATIVE_BF16_FLAGS & set(flags):
+        notes.append(
+            "this CPU has no native bf16 (no avx512_bf16 or amx_bf16): torch emulates the "
+            f"{len(emulated)} bf16 row(s), so they measure the emulation, not bf16; "
+            "`unet-decoder tune` rules bf16 out on such CPUs."
         )
     noisy = [r for r in result["rows"] if r["median_ms"] and r["iqr_ms"] / r["median_ms"] > 0.10]
     if noisy:
