@@ -236,14 +236,34 @@ def cached_entry(name: str, key: str, compute) -> dict:
     return values
 
 
-#: Commits whose artifacts are kept per environment (a gate needs 2, a nightly 1 or 2).
-KEPT_COMMITS = 4
+#: Code versions whose artifacts are kept per environment (a gate needs 2, a nightly 1 or 2).
+KEPT_VERSIONS = 4
+
+
+def code_digest() -> str:
+    """What an artifact's build depends on besides its entry, weights and environment: every
+    file of the installed unet_decoder package and this module (which holds the build
+    script). Two commits that differ only in docs, tests or other benchmarks share their
+    artifacts; any change to the code that builds one gives a new folder."""
+    import hashlib
+
+    import unet_decoder
+
+    package = Path(unet_decoder.__file__).resolve().parent
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(package)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def artifact_cache() -> Path:
-    """`.asv/artifact-cache/<environment>/<commit>/`: another torch or commit never loads an
-    artifact built by another. The oldest commits' folders beyond `KEPT_COMMITS` are removed
-    (a resnet34 entry is ~25-90 MB). Outside an asv environment (`-E existing` sets neither
+    """`.asv/artifact-cache/<environment>/code-<digest>/`: another torch (environment) or
+    another version of the code that builds it (`code_digest`) never loads an artifact
+    built by another, and a commit that changes neither (docs, tests, the gate's docs-only
+    side) loads its parent's. Folders beyond the `KEPT_VERSIONS` newest are removed (a
+    resnet34 entry is ~25-90 MB). Outside an asv environment (`-E existing` sets neither
     environment nor commit): the run's own folder, or `UNET_BENCH_ARTIFACT_CACHE`, a folder
     whose caller vouches that one build and one torch use it (`unet-decoder noise`: a
     temporary folder shared by the asv runs of one measurement). It names a place, never a
@@ -258,12 +278,14 @@ def artifact_cache() -> Path:
 
     env = Path(os.environ.get("ASV_CONF_DIR", ".")) / ".asv" / "artifact-cache"
     env = env / os.environ["ASV_ENV_NAME"]
-    folder = env / os.environ.get("ASV_COMMIT", "no-commit")[:12]
+    folder = env / f"code-{code_digest()}"
     if not folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
-        commits = sorted(env.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in commits[KEPT_COMMITS:]:
+        versions = sorted(env.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in versions[KEPT_VERSIONS:]:
             shutil.rmtree(old, ignore_errors=True)
+    else:
+        folder.touch()  # used now: the newest, whatever commit first built it
     return folder
 
 

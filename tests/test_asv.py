@@ -237,3 +237,31 @@ def test_every_matrix_environment_runs_the_int8_entries(tmp_path, asv_env_dir):
             measured[torch_version, name] = entries["'test_resnet'", f"'{name}'"]
     assert {torch for torch, _ in measured} == {"2.14.1", "2.12.1"}, run.stdout[-3000:]
     assert len(measured) == 6 and all(v is not None and v > 0 for v in measured.values()), measured
+
+
+def test_artifacts_are_shared_by_commits_with_the_same_code_and_never_by_others(
+    tmp_path, monkeypatch
+):
+    """A docs-only commit loads its parent's compiled artifacts; a code change builds anew."""
+    import unet_decoder
+    from benchmarks import common
+
+    package = tmp_path / "site" / "unet_decoder"
+    shutil.copytree(Path(unet_decoder.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    monkeypatch.setattr(unet_decoder, "__file__", str(package / "__init__.py"))
+    monkeypatch.delenv("UNET_BENCH_ARTIFACT_CACHE", raising=False)
+    monkeypatch.setenv("ASV_CONF_DIR", str(tmp_path))
+    monkeypatch.setenv("ASV_ENV_NAME", "virtualenv-py3.11-torch2.14.1")
+
+    def folder_for(commit):
+        monkeypatch.setenv("ASV_COMMIT", commit)
+        return common.artifact_cache()
+
+    base = folder_for("a" * 40)
+    assert folder_for("b" * 40) == base  # same package files: same artifacts
+    (package / "model" / "unet.py").write_text("# changed\n", encoding="utf-8")
+    changed = folder_for("c" * 40)
+    assert changed != base and changed.parent == base.parent
+    monkeypatch.setenv("ASV_ENV_NAME", "virtualenv-py3.11-torch2.12.1")
+    assert folder_for("c" * 40).parent != base.parent  # another torch: another folder
