@@ -80,6 +80,7 @@ def _compile_cache() -> None:
 
 _compile_cache()
 _models: dict[str, UNet] = {}
+_timed: dict[str, tuple[UNet, str | None]] = {}
 _runners: dict[tuple, object] = {}
 _warned = False
 
@@ -115,6 +116,23 @@ def model(encoder: str) -> UNet:
         torch.manual_seed(0)
         _models[encoder] = UNet(encoder).eval()
     return _models[encoder]
+
+
+def timed_model(encoder: str) -> tuple[UNet, str | None]:
+    """The model the timing suites run, and how its int8 is calibrated: the encoder's UNet
+    trained on the synthetic task (cached once per machine), calibrated on the task's images,
+    the same weights `Metrics` judges, so one artifact serves both and the accuracy on the
+    dashboard is the accuracy of what was timed. Commits from before trained weights: the
+    random-init model, calibrated on the timing input."""
+    if encoder not in _timed:
+        try:
+            from unet_decoder.tracking.bench import synthetic_subject  # noqa: F401
+            from unet_decoder.training import trained_unet
+        except ImportError:
+            _timed[encoder] = (model(encoder), None)
+        else:
+            _timed[encoder] = (trained_unet(encoder).model.eval(), "synthetic")
+    return _timed[encoder]
 
 
 def example_input(batch: int = 1, size: int = SIZE) -> torch.Tensor:
@@ -161,15 +179,16 @@ def resolve(encoder: str, flags: str) -> tuple[str, list[str]]:
 
 
 def runner(encoder: str, flags: str, batch: int = 1, size: int = SIZE, threads: int = THREADS):
-    """The optimized model for a grid entry: a compiled set or an engine as its deployable
-    artifact (built once per environment and commit, see `deployed`), an eager set by
-    `optimize` (cheap), once per process."""
+    """The optimized `timed_model` for a grid entry: a compiled set or an engine as its
+    deployable artifact (built once per environment and code version, see `deployed`), an
+    eager set by `optimize` (cheap), once per process."""
     key = (encoder, flags, batch, size, threads)
     if key not in _runners:
         backend, names = resolve(encoder, flags)
         x = example_input(batch, size)
-        _runners[key] = deployed(model(encoder), backend, names, x, threads) or optimize(
-            model(encoder), names, x, threads=threads, **engine_options(backend)
+        m, calibration = timed_model(encoder)
+        _runners[key] = deployed(m, backend, names, x, threads, calibration) or optimize(
+            m, names, x, threads=threads, **engine_options(backend)
         )
     torch.set_num_threads(threads)
     warn_if_busy()
@@ -305,27 +324,41 @@ def weights_digest(module: torch.nn.Module) -> str:
     return state_digest(module)[:16]
 
 
-#: Builds an artifact in a child process, from the parent's weights and example input.
+#: Builds an artifact in a child process, from the parent's weights and example input;
+#: int8 calibrates on the synthetic task's images when asked. Its build time is kept beside
+#: the artifact: `Metrics` tracks it as the entry's setup seconds.
 _BUILD = """\
-import json, sys, torch
+import json, sys, time, torch
 from unet_decoder import UNet
 from unet_decoder.artifact import build_artifact
 a = json.loads(sys.argv[1])
 saved = torch.load(a["inputs"])
-m = UNet(a["encoder"])
+m = UNet(a["encoder"], num_classes=a["num_classes"])
 m.load_state_dict(saved["state"])
+calibration = None
+if a["calibration"] == "synthetic":
+    from unet_decoder.tracking.bench import synthetic_subject
+    batch, _, size, _ = saved["x"].shape
+    calibration = synthetic_subject(a["encoder"], size, batch).calibration
+start = time.perf_counter()
 build_artifact(m.eval(), a["names"], saved["x"], a["folder"], backend=a["backend"],
-               threads=a["threads"], onnx_cache=a["onnx_cache"])
+               threads=a["threads"], calibration=calibration, onnx_cache=a["onnx_cache"])
+seconds = time.perf_counter() - start
+with open(a["folder"] + "/build.json", "w") as f:
+    json.dump({"build_seconds": seconds}, f)
 """
 
 
-def deployed(m: UNet, backend: str, names: list[str], x: torch.Tensor, threads: int):
+def deployed(m: UNet, backend: str, names: list[str], x: torch.Tensor, threads: int,
+             calibration: str | None = None):  # fmt: skip
     """Compiled torch sets and the engines, run as the artifact `unet-decoder tune` ships: an
     AOTInductor package, an ONNX Runtime or OpenVINO file, built once per environment, commit
     and entry and loaded by every process (rounds, peakmem): compilation is paid once, not once
     per process. It is built in a child process, so a measuring process only ever loads: its
     peak memory and its timings never include a compiler's. None for eager sets, and on
-    commits that predate artifacts."""
+    commits that predate artifacts. `calibration`: "synthetic" (the task's images, for the
+    trained model) or None (the example input). The loaded model's `setup_seconds` is the
+    build's own time."""
     try:
         from unet_decoder.artifact import kind_of, load_deployed
     except ImportError:
@@ -337,13 +370,15 @@ def deployed(m: UNet, backend: str, names: list[str], x: torch.Tensor, threads: 
 
     label = "+".join([backend, *names])
     shape = "x".join(map(str, x.shape))
-    folder = artifact_cache() / f"{label}-{shape}-{threads}t-{weights_digest(m)}"
+    calibrated = f"-{calibration}" if calibration else ""
+    folder = artifact_cache() / f"{label}-{shape}-{threads}t-{weights_digest(m)}{calibrated}"
     if not (folder / "deployed.json").is_file():
         staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
         try:
             torch.save({"state": m.state_dict(), "x": x}, staging / "inputs.pt")
-            args = {"encoder": m.encoder_name, "names": names, "backend": backend,
-                    "threads": threads, "inputs": str(staging / "inputs.pt"),
+            args = {"encoder": m.encoder_name, "num_classes": m.num_classes, "names": names,
+                    "backend": backend, "threads": threads, "calibration": calibration,
+                    "inputs": str(staging / "inputs.pt"),
                     "folder": str(staging / "artifact"),
                     "onnx_cache": None if backend == "torch"
                     else str(run_scoped_cache("onnx"))}  # fmt: skip
@@ -359,4 +394,10 @@ def deployed(m: UNet, backend: str, names: list[str], x: torch.Tensor, threads: 
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    return load_deployed(folder)
+    loaded = load_deployed(folder)
+    try:
+        built = json.loads((folder / "build.json").read_text())["build_seconds"]
+    except (OSError, ValueError, KeyError):
+        built = None
+    loaded.setup_seconds = built
+    return loaded

@@ -42,11 +42,12 @@ class Forward(_Timed):
 
     params = (ENCODERS, FLAG_SETS)
     param_names = ["encoder", "flags"]
-    # 2: compiled sets and engines run as their deployable artifact (an AOTInductor package,
-    # an ONNX Runtime or OpenVINO file), built once per environment and commit by a child
-    # process; 1: torch.compile in every process (dynamo's guards timed too, compiler memory
-    # in peakmem)
-    version = "2"
+    # 3: the trained model (Metrics' weights; int8 calibrated on the task's images), one
+    # artifact per code version shared with Metrics; 2: compiled sets and engines run as their
+    # deployable artifact (an AOTInductor package, an ONNX Runtime or OpenVINO file), built
+    # once per environment and commit by a child process, on random-init weights; 1:
+    # torch.compile in every process (dynamo's guards timed too, compiler memory in peakmem)
+    version = "3"
     timeout = 900
     # Two rounds, each a new process; both load the same artifact (common.deployed).
     rounds = 2
@@ -82,7 +83,7 @@ class Scaling(_Timed):
 
     params = (["none", "best_compiled"], list(SHAPES))
     param_names = ["flags", "shape"]
-    version = "2"  # as Forward's
+    version = "3"  # as Forward's
     timeout = 900
     rounds = 2
     repeat = (3, 10, 10.0)

@@ -194,14 +194,16 @@ def prepare_row(
     threads: int,
     backend: str = "torch",
     onnx_cache: Path | None = None,
+    prebuilt: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[Callable[[], object], dict[str, object]]:
     """One flag set, built and judged but not yet timed: optimize (setup timed apart), the
     forward's own peak memory, accuracy on the held-out images. Returns the call to time
-    and the row so far."""
+    and the row so far. `prebuilt`: the flag set already built (a loaded artifact with its
+    `label` and `setup_seconds`), judged as it is: the asv suites judge what they time."""
     x = subject.timing_input
     engine = {} if backend == "torch" else {"backend": backend, "onnx_cache": onnx_cache}
-    run = optimize(model, flags, example_input=x, threads=threads,
-                   calibration=subject.calibration, **engine)  # fmt: skip
+    run = prebuilt or optimize(model, flags, example_input=x, threads=threads,
+                               calibration=subject.calibration, **engine)  # fmt: skip
     peak_mb = forward_peak_mb(lambda: run(x))
     out = torch.cat([run(b) for b in subject.held_out])
     error = relative_error(out, reference)
@@ -242,10 +244,12 @@ def measure_row(
     min_seconds: float,
     backend: str = "torch",
     onnx_cache: Path | None = None,
+    prebuilt: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, object]:
     """One flag set measured on its own: `prepare_row`, then a median of many calls; what
     the asv suites record per grid entry (the bench times its rows interleaved instead)."""
-    call, row = prepare_row(model, subject, reference, flags, threads, backend, onnx_cache)
+    call, row = prepare_row(model, subject, reference, flags, threads, backend, onnx_cache,
+                            prebuilt)  # fmt: skip
     return add_timing(row, time_call(call, min_seconds=min_seconds), flops, conv_peak)
 
 
