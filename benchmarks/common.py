@@ -352,13 +352,13 @@ with open(a["folder"] + "/build.json", "w") as f:
 def deployed(m: UNet, backend: str, names: list[str], x: torch.Tensor, threads: int,
              calibration: str | None = None):  # fmt: skip
     """Compiled torch sets and the engines, run as the artifact `unet-decoder tune` ships: an
-    AOTInductor package, an ONNX Runtime or OpenVINO file, built once per environment, commit
-    and entry and loaded by every process (rounds, peakmem): compilation is paid once, not once
-    per process. It is built in a child process, so a measuring process only ever loads: its
-    peak memory and its timings never include a compiler's. None for eager sets, and on
-    commits that predate artifacts. `calibration`: "synthetic" (the task's images, for the
-    trained model) or None (the example input). The loaded model's `setup_seconds` is the
-    build's own time."""
+    AOTInductor package, an ONNX Runtime or OpenVINO file, built once per environment, code
+    version and entry and loaded by every process (rounds, peakmem, Metrics): compilation is
+    paid once, not once per process. It is built in a child process, so a measuring process
+    only ever loads: its peak memory and its timings never include a compiler's. None for
+    eager sets, and on commits that predate artifacts. `calibration`: "synthetic" (the task's
+    images, for the trained model) or None (the example input). The loaded model's
+    `setup_seconds` is the build's own time."""
     try:
         from unet_decoder.artifact import kind_of, load_deployed
     except ImportError:
