@@ -40,7 +40,7 @@ def trained_test_resnet(_weights_cache):
 
 @pytest.fixture(scope="session")
 def asv_env_dir(tmp_path_factory):
-    """asv virtualenvs (~5.5 GB each) shared by the session's scratch repos, removed at the
+    """asv environments (~5.5 GB each) shared by the session's scratch repos, removed at the
     end so that test sessions do not pile them up on disk."""
     import shutil
 

@@ -22,7 +22,7 @@ class ScratchRepo:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(self.path)], check=True)
         conf = load_json(str(self.path / "asv.conf.json"), js_comments=True)
         if not whole_matrix:
-            # one real virtualenv (torch 2.14.1 lies on local disk for pip), not the matrix
+            # one real environment (torch 2.14.1, in uv's cache after `uv sync`), not the matrix
             conf["matrix"]["req"].update(torch=["2.14.1"], torchvision=["0.29.1"])
             conf["exclude"] = []
         # environments are shared by the session's scratch repos: built once, reused

@@ -39,6 +39,26 @@ def test_matrix_pairs_each_torch_with_its_torchvision():
     assert all("--no-deps" in c for c in conf.build_command + conf.install_command)
 
 
+def test_each_matrix_environment_installs_exactly_its_pins_with_uv(tmp_path):
+    """asv loads the uv-pip plugin from the config, and every pin goes to uv as `==`."""
+    from asv.environment import get_environments
+    from asv.plugin_manager import plugin_manager
+
+    from unet_decoder.tracking.asv_uv import UvPip, requirement_specs
+
+    conf = Config.load(str(ROOT / "asv.conf.json"))
+    conf.env_dir = str(tmp_path / "env")
+    for plugin in conf.plugins:  # as asv's command line does before any command
+        plugin_manager.import_plugin(plugin)
+    envs = list(get_environments(conf, None))
+    assert len(envs) == 2 and all(type(env) is UvPip for env in envs)
+    for env in envs:
+        specs = requirement_specs(env._requirements)
+        assert f"torch=={env._requirements['torch']}" in specs
+        assert len(specs) == len(conf.matrix["req"]) and all("==" in s for s in specs)
+    assert requirement_specs({"pip+build": "", "numpy": ">=2,<3"}) == ["build", "numpy>=2,<3"]
+
+
 def _asv_config(tmp_path: Path) -> Path:
     """The repo's config with results, html and machine file in a scratch folder."""
     conf = load_json(str(ROOT / "asv.conf.json"), js_comments=True)
@@ -251,7 +271,7 @@ def test_artifacts_are_shared_by_commits_with_the_same_code_and_never_by_others(
     monkeypatch.setattr(unet_decoder, "__file__", str(package / "__init__.py"))
     monkeypatch.delenv("UNET_BENCH_ARTIFACT_CACHE", raising=False)
     monkeypatch.setenv("ASV_CONF_DIR", str(tmp_path))
-    monkeypatch.setenv("ASV_ENV_NAME", "virtualenv-py3.11-torch2.14.1")
+    monkeypatch.setenv("ASV_ENV_NAME", "uv-pip-py3.11-torch2.14.1")
 
     def folder_for(commit):
         monkeypatch.setenv("ASV_COMMIT", commit)
@@ -262,5 +282,5 @@ def test_artifacts_are_shared_by_commits_with_the_same_code_and_never_by_others(
     (package / "model" / "unet.py").write_text("# changed\n", encoding="utf-8")
     changed = folder_for("c" * 40)
     assert changed != base and changed.parent == base.parent
-    monkeypatch.setenv("ASV_ENV_NAME", "virtualenv-py3.11-torch2.12.1")
+    monkeypatch.setenv("ASV_ENV_NAME", "uv-pip-py3.11-torch2.12.1")
     assert folder_for("c" * 40).parent != base.parent  # another torch: another folder

@@ -112,7 +112,7 @@ def test_verdicts_name_each_slower_and_each_failed_benchmark():
     for said in (
         "· No environments selected",
         "· No benchmarks selected",
-        "· Skipping virtualenv-py3.11-torch2.12.1",
+        "· Skipping uv-pip-py3.11-torch2.12.1",
         "Traceback: something else",
     ):
         verdict = read_asv_output(1, said)

@@ -1,0 +1,55 @@
+"""asv environments whose pinned requirements uv installs in one call.
+
+asv's own ``virtualenv`` and ``uv`` environment types both install the matrix with pip, one
+package per call: about 2.5 minutes per torch environment on a 2-core machine, paid again on
+every fresh CI runner, nightly host or after `asv run -E` removes an environment. uv resolves
+the same exact pins together and links the wheels from its cache: seconds once a wheel is
+cached. The environment is still a plain virtualenv (pip is seeded, so asv's build and install
+commands run unchanged), and every pin is installed exactly as written: nothing is re-resolved.
+
+asv loads this module through ``"plugins"`` in ``asv.conf.json``; ``"environment_type":
+"uv-pip"`` selects it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from asv import util
+from asv.plugins.uv import Uv
+
+SPECIFIER_START = ("=", "<", ">", "!", "~")
+
+
+def requirement_specs(requirements: dict[str, str]) -> list[str]:
+    """asv's matrix entries as uv arguments: ``{"torch": "2.14.1"}`` -> ``torch==2.14.1``;
+    an empty version means any; a value that starts with a specifier is used as written."""
+    specs = []
+    for key, version in requirements.items():
+        name = key.removeprefix("pip+")
+        version = (version or "").strip()
+        if not version:
+            specs.append(name)
+        elif version.startswith(SPECIFIER_START):
+            specs.append(f"{name}{version}")
+        else:
+            specs.append(f"{name}=={version}")
+    return specs
+
+
+class UvPip(Uv):
+    """``uv venv --seed``, then one ``uv pip install`` of every pinned requirement."""
+
+    tool_name = "uv-pip"
+
+    def _install_requirements(self):
+        specs = requirement_specs({**self._requirements, **self._base_requirements})
+        python = os.path.join(self._path, "bin", "python")
+        env = {**os.environ, **self.build_env_vars}
+        # a `uv run` around asv exports the project's venv: never install into that one
+        env.pop("VIRTUAL_ENV", None)
+        util.check_output(
+            [self._uv_path, "pip", "install", "--python", python, *specs],
+            env=env,
+            timeout=self._install_timeout,
+        )
