@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 from asv.config import Config
 from asv.environment import iter_matrix
 from asv.util import load_json
@@ -234,10 +235,26 @@ def test_your_checkpoint_is_tracked_in_its_own_series(tmp_path, trained_test_res
     assert not _measured(agreement["'bf16'"])  # not selected
 
 
+def _seed_checkpoint_for_every_matrix_torch(trained) -> None:
+    """Trained weights are cached per torch release, so each matrix environment would train
+    test_resnet again (~3 min here). The test below is about int8 running in every
+    environment, not about training: its other environments load this session's weights,
+    under the names they look for, in the session's own cache."""
+    conf = Config.load(str(ROOT / "asv.conf.json"))
+    here = f"-torch{torch.__version__.split('+')[0]}-"
+    for env in iter_matrix(conf.environment_type, conf.pythons, conf):
+        other = f"-torch{env[('req', 'torch')]}-"
+        for path in (trained.path, trained.path.with_suffix(".json")):
+            target = path.with_name(path.name.replace(here, other))
+            if not target.exists():
+                shutil.copyfile(path, target)
+
+
 @pytest.mark.slow
-def test_every_matrix_environment_runs_the_int8_entries(tmp_path, asv_env_dir):
+def test_every_matrix_environment_runs_the_int8_entries(tmp_path, asv_env_dir, trained_test_resnet):
     """Each torch release of the matrix either runs int8 or says why not: here, torch's
     int8 and both engines' int8 (export, quantization and engine imports included) run."""
+    _seed_checkpoint_for_every_matrix_torch(trained_test_resnet)
     repo = ScratchRepo(tmp_path, asv_env_dir, whole_matrix=True)
     names = ("best_int8", "onnxruntime_int8", "openvino_int8")
     run = repo.asv("run", "--machine", "ci", "--show-stderr", "--quick", "-b",
