@@ -49,7 +49,8 @@ class UvPip(Uv):
         # a `uv run` around asv exports the project's venv: never install into that one
         env.pop("VIRTUAL_ENV", None)
         util.check_output(
-            [self._uv_path, "pip", "install", "--python", python, *specs],
+            # bytecode compiled once here: every benchmark process imports torch and timm
+            [self._uv_path, "pip", "install", "--compile-bytecode", "--python", python, *specs],
             env=env,
             timeout=self._install_timeout,
         )
