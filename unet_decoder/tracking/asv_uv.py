@@ -14,8 +14,11 @@ asv loads this module through ``"plugins"`` in ``asv.conf.json``; ``"environment
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 
 from asv import util
+from asv.environment import EnvironmentUnavailable
 from asv.plugins.uv import Uv
 
 SPECIFIER_START = ("=", "<", ">", "!", "~")
@@ -37,10 +40,29 @@ def requirement_specs(requirements: dict[str, str]) -> list[str]:
     return specs
 
 
+def uv_finds_python(uv: str, python: str) -> bool:
+    """Whether this interpreter is on the machine (`uv python find` looks; it never downloads)."""
+    if not re.match(r"^[0-9]", python):
+        return False
+    return subprocess.run([uv, "python", "find", python], capture_output=True).returncode == 0
+
+
 class UvPip(Uv):
     """``uv venv --seed``, then one ``uv pip install`` of every pinned requirement."""
 
     tool_name = "uv-pip"
+
+    def __init__(self, conf, python, requirements, tagged_env_vars):
+        # As asv's virtualenv type: a Python that is not on this machine makes the environment
+        # unavailable, so a config whose `pythons` names a missing one selects no environment
+        # (asv: "No environments selected"; the gate: "measured nothing"), instead of asv
+        # failing to create it halfway.
+        super().__init__(conf, python, requirements, tagged_env_vars)
+        if not uv_finds_python(self._uv_path, python):
+            raise EnvironmentUnavailable(
+                f"uv finds no Python {python} on this machine: install it "
+                f"(`uv python install {python}`) or change `pythons` in asv.conf.json"
+            )
 
     def _install_requirements(self):
         specs = requirement_specs({**self._requirements, **self._base_requirements})
