@@ -36,8 +36,10 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     repo.edit("README.md", "# unet-decoder", "# unet-decoder (docs change)")
     docs = repo.commit("docs only")
     selection = r"time_forward\('test_resnet', 'none'\)"
+    # one round a side (the gate's own default is Forward's two): the verdicts are the
+    # subject here, and a 4x slower decoder is plain in one round
     common = dict(factor=FACTOR, config=repo.config, machine="ci", cwd=repo.path,
-                  extra_args=["-b", selection], env=repo.env)  # fmt: skip
+                  extra_args=["-b", selection, "-a", "rounds=1"], env=repo.env)  # fmt: skip
 
     fired = run_gate(base, slow, **common)
     assert fired.verdict.kind == REGRESSION and fired.exit_code == 1, fired.output[-3000:]
