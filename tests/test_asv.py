@@ -237,7 +237,7 @@ def test_your_checkpoint_is_tracked_in_its_own_series(tmp_path, trained_test_res
 
 def _seed_checkpoint_for_every_matrix_torch(trained) -> None:
     """Trained weights are cached per torch release, so each matrix environment would train
-    test_resnet again (~3 min here). The test below is about int8 running in every
+    test_resnet again (~95 s here). The test below is about int8 running in every
     environment, not about training: its other environments load this session's weights,
     under the names they look for, in the session's own cache."""
     conf = Config.load(str(ROOT / "asv.conf.json"))

@@ -1,7 +1,7 @@
 """asv environments whose pinned requirements uv installs in one call.
 
 asv's own ``virtualenv`` and ``uv`` environment types both install the matrix with pip, one
-package per call: about 2.5 minutes per torch environment on a 2-core machine, paid again on
+package per call: 172 s for the torch 2.14.1 environment on a 2-core machine, paid again on
 every fresh CI runner, nightly host or after `asv run -E` removes an environment. uv resolves
 the same exact pins together and links the wheels from its cache: seconds once a wheel is
 cached. The environment is still a plain virtualenv (pip is seeded, so asv's build and install
