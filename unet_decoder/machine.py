@@ -49,3 +49,8 @@ def usable_cores() -> int:
 #: Flags of the CPUs whose bf16 matmuls and convolutions run in hardware; elsewhere torch
 #: emulates bf16 with fp32 arithmetic plus conversions, slower than plain fp32.
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def has_native_bf16() -> bool:
+    """Whether torch's bf16 convolutions run in hardware here (`NATIVE_BF16_FLAGS`)."""
+    return bool(NATIVE_BF16_FLAGS & set(cpu_flags()))
