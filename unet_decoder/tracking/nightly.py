@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .verdict import NOTHING, PASS, REGRESSION, Verdict, read_asv_output
+from .verdict import NOTHING, PASS, REGRESSION, Verdict, compared_rows, read_asv_output
 
 
 class CorruptResultsError(UNetDecoderError):
@@ -33,6 +33,7 @@ class NightlyReport:
     committed: bool = False
     asv_returncode: int = 0
     verdict: Verdict = field(default_factory=lambda: Verdict(PASS, "measured"))
+    comparison: Comparison | None = None
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -94,21 +95,67 @@ def _sync(source: Path, target: Path) -> tuple[list[str], list[str]]:
     return added, updated
 
 
-def _regressions(repo: Path, asv: list[str], env: dict, machine: str, factor: float) -> list[str]:
+@dataclass(frozen=True)
+class Comparison:
+    """The two newest measured commits of this machine, compared by `asv compare`."""
+
+    previous: str | None = None  # None: fewer than two measured commits, nothing to compare yet
+    newest: str | None = None
+    compared: int = 0  # benchmarks with a number on both sides
+    regressions: list[str] = field(default_factory=list)  # "benchmark xRATIO"
+    error: str | None = None  # what asv compare said when it failed
+
+
+def compare_newest(repo: Path, asv: list[str], env: dict, machine: str,
+                   factor: float) -> Comparison:  # fmt: skip
     """Benchmarks slower than factor between the two newest measured commits of this machine."""
     log = _git(repo, "log", "--format=%H", "-50").stdout.split()
     show = subprocess.run([*asv, "show", "--machine", machine], cwd=repo, env=env,
                           capture_output=True, text=True)  # fmt: skip
     measured = [c for c in log if c[:8] in show.stdout]
     if len(measured) < 2:
-        return []
+        return Comparison()
     newest, previous = measured[0], measured[1]
     compare = subprocess.run(
         [*asv, "compare", "--machine", machine, "--factor", str(factor), "--split",
-         "--only-changed", previous, newest],
+         previous, newest],
         cwd=repo, env=env, capture_output=True, text=True,
     )  # fmt: skip
-    return [line.strip() for line in compare.stdout.splitlines() if line.lstrip().startswith("+")]
+    if compare.returncode != 0:
+        said = [ln.strip() for ln in (compare.stderr + compare.stdout).splitlines() if ln.strip()]
+        return Comparison(previous, newest, error=(said[-1:] or ["no output"])[0][:200])
+    rows = compared_rows(compare.stdout)
+    slower = [f"{name} x{ratio:.2f}" for mark, ratio, name in rows if mark == "+"]
+    return Comparison(previous, newest, len(rows), slower)
+
+
+def comparison_verdict(comparison: Comparison, factor: float, machine: str) -> Verdict | None:
+    """A regression, or "compared nothing" where two measured commits share no benchmark
+    (after a change of environment names, e.g. asv's environment type): a night that
+    compared nothing must not read as a night without regressions. None: fewer than two
+    measured commits, so nothing to compare yet."""
+    if comparison.previous is None:
+        return None
+    pair = f"{comparison.previous[:8]}..{comparison.newest[:8]}"
+    if comparison.error is not None:
+        return Verdict(NOTHING, f"compared nothing: asv compare {pair} failed "
+                                f"({comparison.error})")  # fmt: skip
+    if comparison.compared == 0:
+        return Verdict(
+            NOTHING,
+            f"compared nothing: {pair} share no benchmark measured on both (asv pairs results "
+            "by environment name); measure the older commit again in the current "
+            f"environments: asv run {comparison.previous[:8]}^! --machine {machine}",
+        )
+    if comparison.regressions:
+        return Verdict(
+            REGRESSION,
+            f"{len(comparison.regressions)} benchmark(s) slower than x{factor} since the "
+            f"previous measured commit ({pair}): " + "; ".join(comparison.regressions[:8]),
+        )
+    return Verdict(
+        PASS, f"{comparison.compared} benchmark(s) compared ({pair}), none slower than x{factor}"
+    )
 
 
 def run_nightly(
@@ -164,11 +211,14 @@ def run_nightly(
              "user.email=nightly@localhost", "commit", "-qm",
              f"nightly: {machine} at {head} (+{len(report.added)} files)")  # fmt: skip
         report.committed = True
-    report.regressions = _regressions(repo, asv, env, machine, factor)
-    if report.regressions and report.verdict.kind == PASS:
-        report.verdict = Verdict(
-            REGRESSION,
-            f"{len(report.regressions)} benchmark(s) slower than x{factor} since the previous "
-            "measured commit",
+    if nothing_new:  # yesterday's comparison stands: reporting it again each quiet night is noise
+        return report
+    report.comparison = compare_newest(repo, asv, env, machine, factor)
+    report.regressions = report.comparison.regressions
+    verdict = comparison_verdict(report.comparison, factor, machine)
+    if verdict is not None and report.verdict.kind == PASS:
+        passed = verdict.kind == PASS
+        report.verdict = (
+            Verdict(PASS, f"{report.verdict.message}; {verdict.message}") if passed else verdict
         )
     return report

@@ -35,6 +35,26 @@ NOTHING_MEASURED = (
 _FAILED_LINE = re.compile(r"···\s+(\S+)\s+(?:\d+/\d+\s+)?failed\s*$")
 _SKIPPED_ENV = re.compile(r"Skipping (\S+)")
 _TABLE_ROW = re.compile(r"^\|\s*([+!])\s*\|[^|]*\|[^|]*\|\s*([^|]*?)\s*\|\s*(.+?)\s*\|\s*$")
+#: Any row of asv's comparison table: change mark (blank when unchanged), ratio, benchmark.
+_ANY_ROW = re.compile(r"^\|\s*([-+!x*]?)\s*\|[^|]*\|[^|]*\|\s*([^|]*?)\s*\|\s*(.+?)\s*\|\s*$")
+
+
+def compared_rows(output: str) -> list[tuple[str, float, str]]:
+    """(mark, ratio, benchmark) of each row of an asv comparison with a number on both sides.
+
+    asv pairs results by machine, environment name and benchmark; a benchmark measured on one
+    side only has the ratio n/a and compared nothing."""
+    rows = []
+    for line in output.splitlines():
+        match = _ANY_ROW.match(line)
+        if match is None:
+            continue
+        mark, ratio, name = match.groups()
+        try:
+            rows.append((mark, float(ratio.lstrip("~")), name))
+        except ValueError:  # n/a, or the header
+            continue
+    return rows
 
 
 @dataclass(frozen=True)
