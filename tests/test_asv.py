@@ -277,6 +277,22 @@ def test_every_matrix_environment_runs_the_int8_entries(tmp_path, asv_env_dir, t
     assert len(measured) == 4 and all(v is not None and v > 0 for v in measured.values()), measured
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["native-bf16", "emulated-bf16"])
+def test_torch_bf16_entries_are_na_where_torch_would_emulate_bf16(monkeypatch, native):
+    """As bench's default does; fp32, int8 and the engines are measured either way."""
+    from benchmarks import common
+
+    monkeypatch.setattr(common, "cpu_has_native_bf16", lambda: native)
+    for flags in ("bf16", "best_bf16"):
+        if native:
+            assert "bf16" in common.resolve("test_resnet", flags)[1]
+        else:
+            with pytest.raises(NotImplementedError, match="no avx512_bf16 or amx_bf16"):
+                common.resolve("test_resnet", flags)
+    for flags in ("none", "best_compiled", "best_int8", "onnxruntime"):
+        assert "bf16" not in common.resolve("test_resnet", flags)[1]
+
+
 def test_artifacts_are_shared_by_commits_with_the_same_code_and_never_by_others(
     tmp_path, monkeypatch
 ):
