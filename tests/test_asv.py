@@ -13,7 +13,6 @@ import threading
 from pathlib import Path
 
 import pytest
-import torch
 from asv.config import Config
 from asv.environment import iter_matrix
 from asv.util import load_json
@@ -240,14 +239,16 @@ def _seed_checkpoint_for_every_matrix_torch(trained) -> None:
     test_resnet again (~95 s here). The test below is about int8 running in every
     environment, not about training: its other environments load this session's weights,
     under the names they look for, in the session's own cache."""
+    from unet_decoder.training.train import DEFAULT_STEPS, checkpoint_name
+
     conf = Config.load(str(ROOT / "asv.conf.json"))
-    here = f"-torch{torch.__version__.split('+')[0]}-"
     for env in iter_matrix(conf.environment_type, conf.pythons, conf):
-        other = f"-torch{env[('req', 'torch')]}-"
-        for path in (trained.path, trained.path.with_suffix(".json")):
-            target = path.with_name(path.name.replace(here, other))
+        name = checkpoint_name("test_resnet", seed=0, steps=DEFAULT_STEPS,
+                               torch_version=env[("req", "torch")])  # fmt: skip
+        for suffix in (".safetensors", ".json"):
+            target = trained.path.with_name(name + suffix)
             if not target.exists():
-                shutil.copyfile(path, target)
+                shutil.copyfile(trained.path.with_suffix(suffix), target)
 
 
 @pytest.mark.slow

@@ -49,10 +49,14 @@ def cache_dir() -> Path:
     return base / "unet-decoder"
 
 
-def checkpoint_name(encoder: str, *, seed: int, steps: int) -> str:
+def checkpoint_name(
+    encoder: str, *, seed: int, steps: int, torch_version: str | None = None
+) -> str:
+    """The cache file name of these weights; another torch or timm never reuses them.
+    `torch_version`: another release's name (default: the running torch's)."""
     import timm
 
-    torch_version = torch.__version__.split("+")[0]
+    torch_version = torch_version or torch.__version__.split("+")[0]
     return (f"{encoder}-{TASK_NAME}-{RECIPE}-seed{seed}-steps{steps}-torch{torch_version}"
             f"-timm{timm.__version__}")  # fmt: skip
 
