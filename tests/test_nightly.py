@@ -89,7 +89,8 @@ def test_nightlies_append_only_name_a_regression_and_report_a_corrupt_file(tmp_p
 
 
 def test_an_asv_comparison_counts_only_rows_with_both_sides():
-    """asv compare's table (tabulate's github format): n/a rows compared nothing."""
+    """asv compare's table (tabulate's github format): n/a rows and rows of another
+    benchmark version (x) compared nothing."""
     table = """
 | Change | Before [aaaa1111] | After [bbbb2222] | Ratio | Benchmark (Parameter) |
 |--------|-------------------|------------------|-------|-----------------------|
@@ -97,6 +98,7 @@ def test_an_asv_comparison_counts_only_rows_with_both_sides():
 |        | 1.00±0.01ms       | 1.02±0.01ms      | ~1.02 | forward.Forward.time_forward('a') |
 | -      | 2.00ms            | 1.00ms           | 0.50  | forward.Forward.time_forward('b') |
 |        | n/a               | 1.00ms           | n/a   | forward.Forward.time_forward('c') |
+| x      | 1.00ms            | 3.00ms           | 3.00  | forward.Forward.time_forward('d') |
 """
     rows = compared_rows(table)
     assert [(mark, name.split(".")[-1]) for mark, _, name in rows] == [

@@ -40,16 +40,20 @@ _ANY_ROW = re.compile(r"^\|\s*([-+!x*]?)\s*\|[^|]*\|[^|]*\|\s*([^|]*?)\s*\|\s*(.
 
 
 def compared_rows(output: str) -> list[tuple[str, float, str]]:
-    """(mark, ratio, benchmark) of each row of an asv comparison with a number on both sides.
+    """(mark, ratio, benchmark) of each row of an asv comparison with a number on both sides
+    of the same benchmark version.
 
     asv pairs results by machine, environment name and benchmark; a benchmark measured on one
-    side only has the ratio n/a and compared nothing."""
+    side only has the ratio n/a, and one whose `version` changed is marked x (not
+    comparable): neither compared anything."""
     rows = []
     for line in output.splitlines():
         match = _ANY_ROW.match(line)
         if match is None:
             continue
         mark, ratio, name = match.groups()
+        if mark == "x":
+            continue
         try:
             rows.append((mark, float(ratio.lstrip("~")), name))
         except ValueError:  # n/a, or the header
