@@ -29,11 +29,15 @@ class CorruptResultsError(UNetDecoderError):
 class NightlyReport:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
-    regressions: list[str] = field(default_factory=list)
     committed: bool = False
     asv_returncode: int = 0
     verdict: Verdict = field(default_factory=lambda: Verdict(PASS, "measured"))
     comparison: Comparison | None = None
+
+    @property
+    def regressions(self) -> list[str]:
+        """Each benchmark slower than the factor, with its ratio (none when nothing compared)."""
+        return self.comparison.regressions if self.comparison is not None else []
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -214,7 +218,6 @@ def run_nightly(
     if nothing_new:  # yesterday's comparison stands: reporting it again each quiet night is noise
         return report
     report.comparison = compare_newest(repo, asv, env, machine, factor)
-    report.regressions = report.comparison.regressions
     verdict = comparison_verdict(report.comparison, factor, machine)
     if verdict is not None and report.verdict.kind == PASS:
         passed = verdict.kind == PASS

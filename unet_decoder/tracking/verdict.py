@@ -34,9 +34,8 @@ NOTHING_MEASURED = (
 
 _FAILED_LINE = re.compile(r"···\s+(\S+)\s+(?:\d+/\d+\s+)?failed\s*$")
 _SKIPPED_ENV = re.compile(r"Skipping (\S+)")
-_TABLE_ROW = re.compile(r"^\|\s*([+!])\s*\|[^|]*\|[^|]*\|\s*([^|]*?)\s*\|\s*(.+?)\s*\|\s*$")
-#: Any row of asv's comparison table: change mark (blank when unchanged), ratio, benchmark.
-_ANY_ROW = re.compile(r"^\|\s*([-+!x*]?)\s*\|[^|]*\|[^|]*\|\s*([^|]*?)\s*\|\s*(.+?)\s*\|\s*$")
+#: A row of asv's comparison table: change mark (blank when unchanged), ratio, benchmark.
+_TABLE_ROW = re.compile(r"^\|\s*([-+!x*]?)\s*\|[^|]*\|[^|]*\|\s*([^|]*?)\s*\|\s*(.+?)\s*\|\s*$")
 
 
 def compared_rows(output: str) -> list[tuple[str, float, str]]:
@@ -48,7 +47,7 @@ def compared_rows(output: str) -> list[tuple[str, float, str]]:
     comparable): neither compared anything."""
     rows = []
     for line in output.splitlines():
-        match = _ANY_ROW.match(line)
+        match = _TABLE_ROW.match(line)
         if match is None:
             continue
         mark, ratio, name = match.groups()
@@ -94,7 +93,8 @@ def read_asv_output(returncode: int, output: str) -> Verdict:
     reason = _nothing_reason(output)
     if reason is not None:
         return Verdict(NOTHING, f"measured nothing: {reason}")
-    rows = [m.groups() for line in output.splitlines() if (m := _TABLE_ROW.match(line))]
+    rows = [m.groups() for line in output.splitlines()
+            if (m := _TABLE_ROW.match(line)) and m.group(1) in ("+", "!")]  # fmt: skip
     broke = [name for mark, _, name in rows if mark == "!"]
     failed = list(dict.fromkeys([*_FAILED_LINE.findall(output), *broke]))
     if returncode == 2 or failed:
