@@ -187,7 +187,7 @@ def cpu_has_native_bf16() -> bool:
     """Whether torch's bf16 convolutions run in hardware here (avx512_bf16 or amx_bf16), read
     by the benchmarks themselves so that every commit's build gets the same answer on one
     machine (`unet_decoder.machine.has_native_bf16` is newer than much of the history).
-    Emulated, one resnet34 forward took 33 s in a quick run on a 2-core AVX2 machine, and
+    Emulated, a resnet34 forward's first call took 33 s in a quick run on a 2-core AVX2 machine, and
     every run of the grid would time it and judge it on 16 images."""
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
