@@ -7,6 +7,9 @@ line, because the artifact was compiled and chosen for the machine it was measur
 
 from __future__ import annotations
 
+import re
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -52,10 +55,40 @@ def _torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+#: The library of a loaded AOTInductor package, as /proc/self/maps names it:
+#: <temp folder>/<model name>/data/aotinductor/<model name>/<hash>.wrapper.so
+_UNPACKED_AOTI = re.compile(r"(/\S*)/[^/\s]+/data/aotinductor/\S+\.so$", re.MULTILINE)
+
+
+def _unpacked_aoti_folders() -> set[Path]:
+    """The temporary folders that this process's loaded AOTInductor packages were unpacked
+    into, read from the libraries it has mapped: the one way to name ours exactly, since
+    torch 2.12 unpacks into /tmp/XXXXXX and 2.14 into $TMPDIR/aotinductor_XXXXXX."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:  # not Linux: nothing to find, nothing removed
+        return set()
+    return {Path(m) for m in _UNPACKED_AOTI.findall(maps)}
+
+
+def _remove_unpacked(folders: set[Path]) -> None:
+    """Delete what loading a package unpacked, once its library is mapped.
+
+    torch deletes the folder only when its loader is destroyed, which a process ending in
+    `os._exit` (asv's forkserver runs every benchmark so) never does: each load left 30-100 MB
+    in /tmp, gigabytes a night. The mapped library stays valid after its file is gone."""
+    temp_roots = {Path(tempfile.gettempdir()).resolve(), Path("/tmp").resolve()}
+    for folder in folders:
+        if folder.resolve().parent in temp_roots:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _aoti_runner(record: DeployRecord, path: Path, threads: int):
     from torch._inductor import aoti_load_package
 
+    unpacked_before = _unpacked_aoti_folders()
     package = aoti_load_package(str(path))
+    _remove_unpacked(_unpacked_aoti_folders() - unpacked_before)
     memory_format = torch.channels_last if "channels_last" in record.flags else None
 
     def run(x: torch.Tensor) -> torch.Tensor:
