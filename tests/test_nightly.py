@@ -81,7 +81,9 @@ def test_nightlies_append_only_name_a_regression_and_report_a_corrupt_file(tmp_p
         json.dumps(stored)
     )
     asv = [sys.executable, "-m", "asv", "--config", str(repo.config)]
-    unpaired = compare_newest(repo.path, asv, repo.env, "ci", 1.10)
+    unpaired = compare_newest(
+        repo.path, asv, repo.env, "ci", 1.10, results_dir=tmp_path / "results"
+    )
     assert unpaired.previous == second.comparison.previous and unpaired.compared == 0
     verdict = comparison_verdict(unpaired, 1.10, "ci")
     assert verdict.kind == NOTHING and verdict.exit_code == 3

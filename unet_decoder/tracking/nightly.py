@@ -110,13 +110,22 @@ class Comparison:
     error: str | None = None  # what asv compare said when it failed
 
 
-def compare_newest(repo: Path, asv: list[str], env: dict, machine: str,
-                   factor: float) -> Comparison:  # fmt: skip
+def measured_commits(results_dir: Path, machine: str) -> set[str]:
+    """Full hashes of the commits that have a results file for this machine, read from the
+    files themselves (asv's own reader), not from the text of `asv show`."""
+    from asv.results import iter_results_for_machine
+
+    if not (results_dir / machine).is_dir():
+        return set()
+    return {result.commit_hash for result in iter_results_for_machine(str(results_dir), machine)}
+
+
+def compare_newest(repo: Path, asv: list[str], env: dict, machine: str, factor: float, *,
+                   results_dir: Path) -> Comparison:  # fmt: skip
     """Benchmarks slower than factor between the two newest measured commits of this machine."""
     log = _git(repo, "log", "--format=%H", "-50").stdout.split()
-    show = subprocess.run([*asv, "show", "--machine", machine], cwd=repo, env=env,
-                          capture_output=True, text=True)  # fmt: skip
-    measured = [c for c in log if c[:8] in show.stdout]
+    measured_here = measured_commits(results_dir, machine)
+    measured = [c for c in log if c in measured_here]
     if len(measured) < 2:
         return Comparison()
     newest, previous = measured[0], measured[1]
@@ -217,7 +226,7 @@ def run_nightly(
         report.committed = True
     if nothing_new:  # yesterday's comparison stands: reporting it again each quiet night is noise
         return report
-    report.comparison = compare_newest(repo, asv, env, machine, factor)
+    report.comparison = compare_newest(repo, asv, env, machine, factor, results_dir=results_dir)
     verdict = comparison_verdict(report.comparison, factor, machine)
     if verdict is not None and report.verdict.kind == PASS:
         passed = verdict.kind == PASS
