@@ -5,8 +5,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from unet_decoder.cli import build_parser
+from unet_decoder.training.train import cache_dir
 
 WORKFLOWS = sorted((Path(__file__).resolve().parents[1] / ".github" / "workflows").glob("*.yml"))
 
@@ -33,3 +35,16 @@ def test_nightly_workflow_runs_the_local_nightly_command():
     assert "unet-decoder nightly" in text and "cron:" in text and "workflow_dispatch" in text
     args = build_parser().parse_args(["nightly", "--machine", "gha-x", "--commits", "NEW"])
     assert (args.machine, args.branch, args.commits) == ("gha-x", "asv-results", "NEW")
+
+
+@pytest.mark.parametrize(("name", "job"), [("pr-gate.yml", "gate"), ("nightly.yml", "nightly")])
+def test_gate_and_nightly_keep_the_trained_weights_between_runs(name, job, monkeypatch):
+    """Restored, not retrained: the cached folder is the one the project reads on a runner."""
+    for variable in ("UNET_DECODER_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HOME", "/home/runner")
+    weights = "~/" + str(cache_dir().relative_to("/home/runner"))
+    steps = yaml.safe_load((WORKFLOWS[0].parent / name).read_text())["jobs"][job]["steps"]
+    cached = [step["with"]["path"] for step in steps
+              if step.get("uses", "").startswith("actions/cache@")]  # fmt: skip
+    assert weights in cached
