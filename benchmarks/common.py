@@ -367,6 +367,36 @@ with open(a["folder"] + "/build.json", "w") as f:
 """
 
 
+def _build_in_child(m: UNet, backend: str, names: list[str], x: torch.Tensor, threads: int,
+                    calibration: str | None, folder: Path) -> None:  # fmt: skip
+    """Build the artifact into `folder` in a child process, whole or not at all."""
+    import shutil
+    import subprocess
+
+    label = "+".join([backend, *names])
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        torch.save({"state": m.state_dict(), "x": x}, staging / "inputs.pt")
+        args = {"encoder": m.encoder_name, "num_classes": m.num_classes, "names": names,
+                "backend": backend, "threads": threads, "calibration": calibration,
+                "inputs": str(staging / "inputs.pt"),
+                "folder": str(staging / "artifact"),
+                "onnx_cache": None if backend == "torch"
+                else str(run_scoped_cache("onnx"))}  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", _BUILD, json.dumps(args)],
+                              capture_output=True, text=True)  # fmt: skip
+        if done.returncode != 0:
+            last = done.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"building the {label} artifact failed: {last[0]}")
+        try:
+            (staging / "artifact").rename(folder)  # whole or not at all
+        except OSError:
+            if not (folder / "deployed.json").is_file():  # not a lost race: an error
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def deployed(m: UNet, backend: str, names: list[str], x: torch.Tensor, threads: int,
              calibration: str | None = None):  # fmt: skip
     """Compiled torch sets and the engines, run as the artifact `unet-decoder tune` ships: an
@@ -376,43 +406,30 @@ def deployed(m: UNet, backend: str, names: list[str], x: torch.Tensor, threads: 
     only ever loads: its peak memory and its timings never include a compiler's. None for
     eager sets, and on commits that predate artifacts. `calibration`: "synthetic" (the task's
     images, for the trained model) or None (the example input). The loaded model's
-    `setup_seconds` is the build's own time."""
+    `setup_seconds` is the build's own time. A cached artifact made on another machine (a
+    copied `.asv`, a cache restored on another CPU) is built again here, not refused: the
+    folder is a cache, and the numbers must be this machine's."""
     try:
         from unet_decoder.artifact import kind_of, load_deployed
+        from unet_decoder.errors import ArtifactMismatchError
     except ImportError:
         return None
     if kind_of(backend, names) == "torch-eager":
         return None
     import shutil
-    import subprocess
 
     label = "+".join([backend, *names])
     shape = "x".join(map(str, x.shape))
     calibrated = f"-{calibration}" if calibration else ""
     folder = artifact_cache() / f"{label}-{shape}-{threads}t-{weights_digest(m)}{calibrated}"
     if not (folder / "deployed.json").is_file():
-        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-        try:
-            torch.save({"state": m.state_dict(), "x": x}, staging / "inputs.pt")
-            args = {"encoder": m.encoder_name, "num_classes": m.num_classes, "names": names,
-                    "backend": backend, "threads": threads, "calibration": calibration,
-                    "inputs": str(staging / "inputs.pt"),
-                    "folder": str(staging / "artifact"),
-                    "onnx_cache": None if backend == "torch"
-                    else str(run_scoped_cache("onnx"))}  # fmt: skip
-            done = subprocess.run([sys.executable, "-c", _BUILD, json.dumps(args)],
-                                  capture_output=True, text=True)  # fmt: skip
-            if done.returncode != 0:
-                last = done.stderr.strip().splitlines()[-1:] or ["no output"]
-                raise RuntimeError(f"building the {label} artifact failed: {last[0]}")
-            try:
-                (staging / "artifact").rename(folder)  # whole or not at all
-            except OSError:
-                if not (folder / "deployed.json").is_file():  # not a lost race: an error
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    loaded = load_deployed(folder)
+        _build_in_child(m, backend, names, x, threads, calibration, folder)
+    try:
+        loaded = load_deployed(folder)
+    except ArtifactMismatchError:
+        shutil.rmtree(folder, ignore_errors=True)
+        _build_in_child(m, backend, names, x, threads, calibration, folder)
+        loaded = load_deployed(folder)
     try:
         built = json.loads((folder / "build.json").read_text())["build_seconds"]
     except (OSError, ValueError, KeyError):

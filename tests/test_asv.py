@@ -320,3 +320,27 @@ def test_artifacts_are_shared_by_commits_with_the_same_code_and_never_by_others(
     assert changed != base and changed.parent == base.parent
     monkeypatch.setenv("ASV_ENV_NAME", "uv-pip-py3.11-torch2.12.1")
     assert folder_for("c" * 40).parent != base.parent  # another torch: another folder
+
+
+def test_a_cached_artifact_made_on_another_machine_is_built_again_not_refused(
+    tmp_path, monkeypatch
+):
+    """A copied `.asv` or a CI cache restored on another CPU: the compiled entries still run,
+    on an artifact built for this machine, instead of every one of them failing."""
+    import torch
+
+    from benchmarks import common
+    from unet_decoder import UNet
+
+    monkeypatch.setenv("UNET_BENCH_ARTIFACT_CACHE", str(tmp_path / "artifacts"))
+    torch.manual_seed(0)
+    model, x = UNet("test_resnet").eval(), torch.randn(1, 3, 64, 64)
+    first = common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
+    (record,) = (tmp_path / "artifacts").glob("*/deployed.json")
+    made = json.loads(record.read_text())
+    here = made["environment"]["cpu_capability"]
+    made["environment"]["cpu_capability"] = "another CPU"
+    record.write_text(json.dumps(made))
+    again = common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
+    assert json.loads(record.read_text())["environment"]["cpu_capability"] == here  # rebuilt
+    assert torch.allclose(again(x), first(x), atol=1e-5)
