@@ -5,6 +5,7 @@ is green when it measured nothing lets slowdowns through.
 """
 
 import json
+import re
 import subprocess
 import sys
 
@@ -36,14 +37,17 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     repo.edit("README.md", "# unet-decoder", "# unet-decoder (docs change)")
     docs = repo.commit("docs only")
     selection = r"time_forward\('test_resnet', 'none'\)"
-    # one round a side (the gate's own default is Forward's two): the verdicts are the
-    # subject here, and a 4x slower decoder is plain in one round
+    # one round a side and one confirming round (the gate's own defaults are two and two):
+    # the verdicts are the subject here, and a 4x slower decoder is plain in one round
     common = dict(factor=FACTOR, config=repo.config, machine="ci", cwd=repo.path,
-                  extra_args=["-b", selection, "-a", "rounds=1"], env=repo.env)  # fmt: skip
+                  extra_args=["-b", selection, "-a", "rounds=1"], env=repo.env,
+                  confirm_rounds=1)  # fmt: skip
 
     fired = run_gate(base, slow, **common)
     assert fired.verdict.kind == REGRESSION and fired.exit_code == 1, fired.output[-3000:]
     assert "PERFORMANCE DECREASED" in fired.verdict.message
+    # measured again (only the flagged entry, asv's own -b regex) and still slower
+    assert "confirmed by 1 more interleaved round(s)" in fired.verdict.message
     name, ratio = fired.verdict.regressions[0]
     assert "time_forward" in name and float(ratio) > FACTOR
     report = fired.summary(base[:8], slow[:8], FACTOR)
@@ -119,3 +123,60 @@ def test_verdicts_name_each_slower_and_each_failed_benchmark():
     ):
         verdict = read_asv_output(1, said)
         assert verdict.kind == NOTHING and verdict.exit_code == 3, said
+
+
+ENTRY_NAME = "forward.Forward.time_forward('test_resnet', 'none')"
+SLOWER = TABLE.replace("| !  ", "|    ").replace("failed   ", "12.0±0.1ms")
+UNCHANGED = SLOWER.replace("| +        |", "|          |").replace("40.0±1ms", "10.5±1ms ")
+
+
+def _fake_asv(monkeypatch, answers: dict[str, list[tuple[int, str]]]):
+    """asv as the gate calls it, answering each subcommand from `answers` in turn."""
+    import subprocess as real
+
+    calls = []
+
+    def run(command, **kwargs):
+        sub = command[command.index("--config") + 2]
+        calls.append(command[command.index("--config") + 2 :])
+        code, out = answers[sub].pop(0)
+        return real.CompletedProcess(command, code, out, "")
+
+    monkeypatch.setattr("unet_decoder.tracking.gate.subprocess.run", run)
+    return calls
+
+
+def test_a_slowdown_seen_once_is_measured_again_and_fails_only_if_it_stays(monkeypatch):
+    """One slow minute on a shared machine must not fail a pull request: the flagged entry is
+    measured again in interleaved rounds, samples joined, and judged by asv's rule again."""
+    measured = (0, "· Running 2 total benchmarks (2 commits * 1 environments * 1 benchmarks)")
+    first_look = (1, SLOWER + "\nPERFORMANCE DECREASED.\n")
+    answers = {"continuous": [first_look], "run": [measured] * 4, "compare": [(0, UNCHANGED)]}
+    calls = _fake_asv(monkeypatch, answers)
+    passed = run_gate("main", "HEAD", machine="m", extra_args=["-b", "pr", "-E", "uv"])
+    assert passed.passed and passed.exit_code == 0
+    assert "not confirmed" in passed.verdict.message and ENTRY_NAME in passed.verdict.message
+    assert "--record-samples" in calls[0]  # the samples asv's test and the second look use
+    runs = [c for c in calls if c[0] == "run"]
+    # only the flagged entry, one round a call, head and base interleaved as asv does
+    commits = [a for c in runs for a in c if a.endswith("^!")]
+    assert commits == ["HEAD^!", "main^!", "main^!", "HEAD^!"]
+    for c in runs:
+        assert c[c.index("-b") + 1] == f"^{re.escape(ENTRY_NAME)}$"
+        assert "--append-samples" in c and "rounds=1" in c and "-E" in c and "pr" not in c
+        assert c[c.index("--machine") + 1] == "m"
+
+    _fake_asv(monkeypatch, {"continuous": [first_look], "run": [measured] * 4,
+                            "compare": [(0, SLOWER)]})  # fmt: skip
+    failed = run_gate("main", "HEAD")
+    assert failed.verdict.kind == REGRESSION and failed.exit_code == 1
+    assert failed.verdict.regressions == [(ENTRY_NAME, "4.00")]
+    assert "confirmed by 2 more interleaved round(s)" in failed.verdict.message
+
+    # a failure while confirming is a failure, never a pass
+    broke = (2, "[ 50.00%] ··· forward.Forward.time_forward              1/1 failed\n")
+    _fake_asv(monkeypatch, {"continuous": [first_look], "run": [broke]})
+    assert run_gate("main", "HEAD").verdict.kind == FAILED
+
+    _fake_asv(monkeypatch, {"continuous": [first_look]})  # --confirm-rounds 0: first look only
+    assert run_gate("main", "HEAD", confirm_rounds=0).verdict.kind == REGRESSION

@@ -1,6 +1,7 @@
 """`unet-decoder noise`: A/A gate trials find the spread, and an injected slowdown is caught."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -49,7 +50,8 @@ def test_each_trial_interleaves_its_sides_in_rounds_as_asv_continuous_does(monke
     monkeypatch.setattr(noise, "_load", fake_load)
     config = tmp_path / "asv.conf.json"
     config.write_text("{}")
-    report = noise.measure_noise("x", runs=2, rounds=2, inject=0.2, machine="m", config=config)
+    report = noise.measure_noise("x", runs=2, rounds=2, inject=0.2, confirm_rounds=0,
+                                 machine="m", config=config)  # fmt: skip
     # base and head in the gate's order; the slowed side takes a new position every round
     assert order == ["0-slowed", "0-base", "0-head", "0-head", "0-slowed", "0-base",
                      "1-slowed", "1-base", "1-head", "1-head", "1-slowed", "1-base"]  # fmt: skip
@@ -72,6 +74,7 @@ def test_noise_measures_a_gate_trial_and_catches_a_slowdown(tmp_path, monkeypatc
     out = tmp_path / "noise.json"
     # one round: the order of rounds is checked above; here asv must really measure each side
     argv = ["noise", "-b", ENTRY, "--runs", "1", "--rounds", "1", "--inject", "1.0",
+            "--confirm-rounds", "1",
             "--machine", "ci", "--config", str(config), "--json", str(out)]  # fmt: skip
     assert main(argv) == 0
     report = json.loads(out.read_text())
@@ -81,8 +84,50 @@ def test_noise_measures_a_gate_trial_and_catches_a_slowdown(tmp_path, monkeypatc
     assert set(report["false_positives"]) >= {"1.1", "1.5"}
     # every forward twice as slow: asv's comparison at 1.10 must flag the injected side
     assert report["injected_pairs"] == 1 and report["caught"] == 1, report
+    # and, measured again as the gate does (asv's -b on the entry's own name), still caught
+    assert report["confirmed_caught"] == 1, report
     printed = capsys.readouterr().out
     assert "false positives at factor 1.10" in printed and "injected 100% slowdown" in printed
+
+
+def test_a_trial_flagged_at_first_look_is_judged_again_as_the_gate_does(monkeypatch, tmp_path):
+    """The head side of one trial had a slow minute: the gate's confirming rounds measure only
+    that entry again, on base and head, and the joined samples clear it; the slowed side's
+    real 20% stays caught."""
+    from asv_runner.statistics import compute_stats
+
+    calls = []
+
+    def fake_round(conf, folder, regex, machine, env, head):
+        calls.append((folder.name, regex))
+
+    def fake_load(results, machine):
+        folder = results.parent.name
+        samples = []
+        for name, _ in calls:
+            if name == folder:  # each round adds 10 samples; trial 0's first head round is slow
+                slow = 1.3 if folder == "0-head" and not samples else 1.0
+                slow *= 1.2 if folder.endswith("slowed") else 1.0
+                samples += [slow * (0.100 + 0.001 * i) for i in range(10)]
+        value, stats = compute_stats(samples, 1)
+        return {"forward.Forward.time_forward('x', 'none')": (value, stats, samples)}
+
+    monkeypatch.setattr(noise, "_asv_round", fake_round)
+    monkeypatch.setattr(noise, "_load", fake_load)
+    config = tmp_path / "asv.conf.json"
+    config.write_text("{}")
+    report = noise.measure_noise("x", runs=2, rounds=1, inject=0.2, confirm_rounds=2,
+                                 machine="m", config=config)  # fmt: skip
+    assert report.false_positives[1.10] == 1 and report.confirmed_false_positives == 0
+    assert report.caught == 2 and report.confirmed_caught == 2
+    confirming = [(f, r) for f, r in calls if r != "x"]
+    assert {r for _, r in confirming} == {
+        "^" + re.escape("forward.Forward.time_forward('x', 'none')") + "$"
+    }
+    # trial 0: base, head and slowed flagged; trial 1: base and slowed only; two rounds each
+    assert sorted(f for f, _ in confirming) == sorted(["0-base", "0-head", "0-slowed"] * 2
+                                                      + ["1-base", "1-slowed"] * 2)  # fmt: skip
+    assert "after the gate's 2 confirming rounds: 0/2" in noise.format_report(report)
 
 
 def test_the_slowed_side_runs_before_after_and_between_the_gate_pair():

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import UNetDecoderError
+from .tracking.gate import CONFIRM_ROUNDS
 
 EXIT_USAGE = 2
 
@@ -133,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--bench", "-b", action="append", default=[],
                       help="only benchmarks matching this regex (repeatable; replaces "
                       "--selection)")  # fmt: skip
+    gate.add_argument("--confirm-rounds", type=int, default=CONFIRM_ROUNDS,
+                      help="measure the benchmarks slower at first look again in this many "
+                      f"more interleaved rounds, and fail only on those still slower "
+                      f"({CONFIRM_ROUNDS}; 0: fail at first look)")  # fmt: skip
     nightly = sub.add_parser(
         "nightly",
         help="benchmark new commits and append their results to the results branch",
@@ -169,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     noise.add_argument("--factor", type=float, default=1.10, help="gate factor judged (1.10)")
     noise.add_argument("--inject", type=float, default=None,
                        help="also run each forward slowed by this fraction (0.2)")  # fmt: skip
+    noise.add_argument("--confirm-rounds", type=int, default=CONFIRM_ROUNDS,
+                       help="the gate's confirming rounds for flagged entries "
+                       f"({CONFIRM_ROUNDS})")  # fmt: skip
     noise.add_argument("--machine", default=None, help="asv machine name (default: hostname)")
     noise.add_argument("--config", default="asv.conf.json")
     noise.add_argument("--json", type=Path, help="write the report as JSON")
@@ -194,7 +202,8 @@ def noise(args: argparse.Namespace) -> int:
     regex = args.bench or selection_regex(args.selection)
     report = measure_noise(
         regex, runs=args.runs, rounds=args.rounds, factor=args.factor, inject=args.inject,
-        machine=args.machine or platform.node(), config=args.config,
+        confirm_rounds=args.confirm_rounds, machine=args.machine or platform.node(),
+        config=args.config,
         progress=lambda s: print(s, file=sys.stderr, flush=True),
     )  # fmt: skip
     print(format_report(report))
@@ -231,10 +240,12 @@ def gate(args: argparse.Namespace) -> int:
 
     if args.factor <= 1.0:
         raise UNetDecoderError(f"--factor must be above 1.0, got {args.factor}")
+    if args.confirm_rounds < 0:
+        raise UNetDecoderError(f"--confirm-rounds must be 0 or more, got {args.confirm_rounds}")
     extra = _bench_args(args)
     result = run_gate(
         args.base, args.head, factor=args.factor, config=args.config, machine=args.machine,
-        extra_args=extra,
+        extra_args=extra, confirm_rounds=args.confirm_rounds,
     )  # fmt: skip
     summary = result.summary(args.base, args.head, args.factor)
     write_step_summary(summary)

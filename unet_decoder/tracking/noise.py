@@ -11,7 +11,10 @@ a false positive. With `inject`, each trial has a third side, interleaved in the
 whose every forward is slowed by that fraction (benchmarks/forward.py reads
 UNET_BENCH_INJECT_SLOWDOWN): the slowdowns the gate would catch. It takes a new position in
 every round (first, between, last), so that no side always runs right after it. The
-recommended factor is the smallest candidate with no false positive.
+recommended factor is the smallest candidate with no false positive at first look. As the gate
+does, the entries flagged at `factor` are then measured again in `confirm_rounds` more
+interleaved rounds, their samples appended, and judged again: false positives and catches are
+reported for both looks.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UNetDecoderError
+from .gate import CONFIRM_ROUNDS
 from .verdict import read_asv_output
 
 CANDIDATE_FACTORS = (1.05, 1.10, 1.15, 1.20, 1.30, 1.50)
@@ -44,6 +49,9 @@ class NoiseReport:
     injected: float | None = None
     caught: int = 0  # injected pairs flagged at `factor`
     injected_pairs: int = 0
+    confirm_rounds: int = 0
+    confirmed_false_positives: int = 0  # at `factor`, still flagged after the confirming rounds
+    confirmed_caught: int = 0
 
     @property
     def recommended_factor(self) -> float | None:
@@ -60,6 +68,9 @@ class NoiseReport:
             "false_positives": {str(k): v for k, v in self.false_positives.items()},
             "recommended_factor": self.recommended_factor, "injected": self.injected,
             "injected_pairs": self.injected_pairs, "caught": self.caught,
+            "confirm_rounds": self.confirm_rounds,
+            "confirmed_false_positives": self.confirmed_false_positives,
+            "confirmed_caught": self.confirmed_caught,
         }  # fmt: skip
 
 
@@ -126,6 +137,7 @@ def measure_noise(
     rounds: int = 2,
     factor: float = 1.10,
     inject: float | None = None,
+    confirm_rounds: int = CONFIRM_ROUNDS,
     machine: str,
     config: str | Path = "asv.conf.json",
     progress: Callable[[str], None] = lambda s: None,
@@ -134,32 +146,55 @@ def measure_noise(
     against a slowed copy), each measured like `asv continuous`; see module doc."""
     from asv.util import load_json
 
-    if runs < 1 or rounds < 1:
-        raise UNetDecoderError(f"--runs and --rounds must be at least 1, got {runs}, {rounds}")
+    if runs < 1 or rounds < 1 or confirm_rounds < 0:
+        raise UNetDecoderError(
+            f"--runs and --rounds must be at least 1 and --confirm-rounds at least 0, got "
+            f"{runs}, {rounds}, {confirm_rounds}"
+        )
     base = load_json(str(config), js_comments=True)
     base["repo"] = str(Path(config).resolve().parent / base.get("repo", "."))
     base["benchmark_dir"] = str(Path(config).resolve().parent / base.get("benchmark_dir", "."))
     env = {**os.environ}
     env.pop("UNET_BENCH_INJECT_SLOWDOWN", None)
     sides = {"base": env, "head": env}
-    report = NoiseReport(runs=runs, factor=factor, rounds=rounds, injected=inject)
+    report = NoiseReport(runs=runs, factor=factor, rounds=rounds, injected=inject,
+                         confirm_rounds=confirm_rounds)  # fmt: skip
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
-    trials = []
+    trials, confirmed = [], []
     with tempfile.TemporaryDirectory(prefix="unet-decoder-noise-") as tmp:
         # asv sets no environment or commit for `-E existing`, so each asv run would build
         # the compiled entries again: every side of this measurement shares one build instead
         env["UNET_BENCH_ARTIFACT_CACHE"] = str(Path(tmp) / "artifacts")
         if inject:
             sides["slowed"] = {**env, "UNET_BENCH_INJECT_SLOWDOWN": str(inject)}
+
+        def measure(t: int, side: str, selection: str, label: str) -> None:
+            progress(f"trial {t + 1}/{runs}, {label}: {side}")
+            _asv_round(base, Path(tmp) / f"{t}-{side}", selection, machine, sides[side], head)
+
+        def load(t: int) -> dict:
+            return {side: _load(Path(tmp) / f"{t}-{side}" / "results", machine) for side in sides}
+
         for t in range(runs):
             for r in range(rounds):
                 for side in round_order(r, with_slowed=bool(inject)):
-                    progress(f"trial {t + 1}/{runs}, round {r + 1}/{rounds}: {side}")
-                    folder = Path(tmp) / f"{t}-{side}"
-                    _asv_round(base, folder, regex, machine, sides[side], head)
-            trials.append({side: _load(Path(tmp) / f"{t}-{side}" / "results", machine)
-                           for side in sides})  # fmt: skip
+                    measure(t, side, regex, f"round {r + 1}/{rounds}")
+            trials.append(load(t))
+            # the gate's second look: only what the first flagged, more rounds, samples joined
+            flagged = _flagged(trials[-1], factor)
+            if not (confirm_rounds and flagged["base"]):
+                confirmed.append(flagged)
+                continue
+            for r in range(confirm_rounds):
+                for side in round_order(rounds + r, with_slowed=bool(inject)):
+                    if flagged[side]:
+                        selection = "|".join(f"^{re.escape(n)}$" for n in sorted(flagged[side]))
+                        measure(t, side, selection, f"confirming round {r + 1}/{confirm_rounds}")
+            again = load(t)
+            confirmed.append({side: {n for n in entries if _slower(again["base"][n],
+                                                                   again[side][n], factor)}
+                              for side, entries in flagged.items()})  # fmt: skip
     names = sorted(set.intersection(*(set(m) for t in trials for m in (t["base"], t["head"]))))
     if not names:
         raise UNetDecoderError(f"no benchmark matching {regex!r} was measured in every run")
@@ -176,7 +211,22 @@ def measure_noise(
             _slower(t["base"][n], t["slowed"][n], factor)
             for t in trials for n in timed if n in t["slowed"]
         )  # fmt: skip
+        report.confirmed_caught = sum(len(c.get("slowed", set()) & set(timed)) for c in confirmed)
+    report.confirmed_false_positives = sum(len(c["head"] & set(names)) for c in confirmed)
     return report
+
+
+def _flagged(trial: dict, factor: float) -> dict[str, set[str]]:
+    """Per side, the entries asv's rule calls slower than base at `factor` (time entries only
+    for the slowed side); base gets their union: the gate measures both sides again."""
+    flagged = {side: set() for side in trial}
+    for side in set(trial) - {"base"}:
+        for name, result in trial[side].items():
+            judged = side == "head" or "time_" in name
+            if judged and name in trial["base"] and _slower(trial["base"][name], result, factor):
+                flagged[side].add(name)
+    flagged["base"] = set().union(*flagged.values())
+    return flagged
 
 
 def format_report(report: NoiseReport) -> str:
@@ -198,6 +248,12 @@ def format_report(report: NoiseReport) -> str:
     lines.append("")
     for factor, count in sorted(report.false_positives.items()):
         lines.append(f"false positives at factor {factor:.2f}: {count}/{report.pairs} compared")
+    if report.confirm_rounds:
+        lines.append(
+            f"false positives at factor {report.factor:.2f} after the gate's "
+            f"{report.confirm_rounds} confirming rounds: "
+            f"{report.confirmed_false_positives}/{report.pairs} compared"
+        )
     best = report.recommended_factor
     lines.append(
         f"recommended factor for this machine: {best:.2f}" if best
@@ -207,5 +263,7 @@ def format_report(report: NoiseReport) -> str:
         lines.append(
             f"injected {report.injected:.0%} slowdown flagged at factor {report.factor:.2f}: "
             f"{report.caught} of {report.injected_pairs}"
-        )
+            + (f"; after confirming: {report.confirmed_caught} of {report.injected_pairs}"
+               if report.confirm_rounds else "")
+        )  # fmt: skip
     return "\n".join(lines)
