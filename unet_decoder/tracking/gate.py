@@ -82,11 +82,11 @@ def run_gate(
 
     # samples recorded: asv's statistical test then works on them (Mann-Whitney U), as in
     # `unet-decoder noise`, and the confirming rounds can add to them
-    code, output = asv("continuous", "--factor", str(factor), "--split", "--show-stderr",
-                       "--record-samples", *(extra_args or []), base, head)  # fmt: skip
-    verdict = read_asv_output(code, output)
+    continuous, output = asv("continuous", "--factor", str(factor), "--split", "--show-stderr",
+                             "--record-samples", *(extra_args or []), base, head)  # fmt: skip
+    verdict = read_asv_output(continuous, output)
     if verdict.kind != REGRESSION or confirm_rounds < 1:
-        return GateResult(verdict, code, output)
+        return GateResult(verdict, continuous, output)
 
     flagged = dict(verdict.regressions)
     selection = "|".join(f"^{re.escape(name)}$" for name in sorted({_bare(n) for n in flagged}))
@@ -110,10 +110,11 @@ def run_gate(
         listed = "; ".join(f"{name} x{ratio}" for name, ratio in still[:8])
         message = (f"PERFORMANCE DECREASED: {len(still)} benchmark(s) slower than the factor, "
                    f"confirmed by {rounds}: {listed}")  # fmt: skip
-        return GateResult(Verdict(REGRESSION, message, regressions=still), 1, "\n".join(log))
+        verdict = Verdict(REGRESSION, message, regressions=still)
+        return GateResult(verdict, continuous, "\n".join(log))
     message = (f"no benchmark slower than the factor after {rounds} (slower at first look, "
                f"not confirmed: {at_first})")  # fmt: skip
-    return GateResult(Verdict(PASS, message), 0, "\n".join(log))
+    return GateResult(Verdict(PASS, message), continuous, "\n".join(log))
 
 
 _ENV_SUFFIX = re.compile(r"^(.*\))\s+\[([^\]]+)\]$")
