@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .selections import exact_entries
 from .verdict import PASS, REGRESSION, Verdict, compared_rows, read_asv_output
 
 #: Extra interleaved rounds (head, base | base, head) for the entries flagged at first look.
@@ -89,7 +90,7 @@ def run_gate(
         return GateResult(verdict, continuous, output)
 
     flagged = dict(verdict.regressions)
-    selection = "|".join(f"^{re.escape(name)}$" for name in sorted({_bare(n) for n in flagged}))
+    selection = exact_entries(_split(name)[0] for name in flagged)
     others = _without_selection(extra_args or [])
     log = [output, CONFIRM_HEADER]
     for r in range(confirm_rounds):
@@ -125,10 +126,6 @@ def _split(name: str) -> tuple[str, str | None]:
     spans several environments."""
     match = _ENV_SUFFIX.match(name)
     return (match.group(1), match.group(2)) if match else (name, None)
-
-
-def _bare(name: str) -> str:
-    return _split(name)[0]
 
 
 def _matches(name: str, flagged: dict[str, str]) -> bool:

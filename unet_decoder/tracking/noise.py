@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 
 from ..errors import UNetDecoderError
 from .gate import CONFIRM_ROUNDS
+from .selections import exact_entries
 from .verdict import read_asv_output
 
 CANDIDATE_FACTORS = (1.05, 1.10, 1.15, 1.20, 1.30, 1.50)
@@ -189,8 +189,12 @@ def measure_noise(
             for r in range(confirm_rounds):
                 for side in round_order(rounds + r, with_slowed=bool(inject)):
                     if flagged[side]:
-                        selection = "|".join(f"^{re.escape(n)}$" for n in sorted(flagged[side]))
-                        measure(t, side, selection, f"confirming round {r + 1}/{confirm_rounds}")
+                        measure(
+                            t,
+                            side,
+                            exact_entries(flagged[side]),
+                            f"confirming round {r + 1}/{confirm_rounds}",
+                        )
             again = load(t)
             confirmed.append({side: {n for n in entries if _slower(again["base"][n],
                                                                    again[side][n], factor)}

@@ -6,6 +6,9 @@ result lands in the same series whatever selected it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 from ..errors import UNetDecoderError
 
 SELECTIONS: dict[str, str] = {
@@ -18,6 +21,11 @@ SELECTIONS: dict[str, str] = {
     # everything (the nightly job)
     "all": r".",
 }
+
+
+def exact_entries(names: Iterable[str]) -> str:
+    """An asv -b regex that selects exactly these `name(params)` entries, nothing else."""
+    return "|".join(f"^{re.escape(name)}$" for name in sorted(set(names)))
 
 
 def selection_regex(name: str) -> str:
