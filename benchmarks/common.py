@@ -273,57 +273,93 @@ def cached_entry(name: str, key: str, compute) -> dict:
     return values
 
 
-#: Code versions whose artifacts are kept per environment (a gate needs 2, a nightly 1 or 2).
+#: Builds kept per entry and environment (a gate needs 2, a nightly 1 or 2).
 KEPT_VERSIONS = 4
+#: The file, beside the artifact, that lists what its build ran: `unet_decoder/...` paths
+#: (relative to the installed package's parent) and this module, each with its sha256.
+SOURCES = "sources.json"
+_THIS_MODULE = "benchmarks/common.py"
 
 
-def code_digest() -> str:
-    """What an artifact's build depends on besides its entry, weights and environment: every
-    file of the installed unet_decoder package and this module (which holds the build
-    script). Two commits that differ only in docs, tests or other benchmarks share their
-    artifacts; any change to the code that builds one gives a new folder."""
+def _file_digest(path: Path) -> str | None:
     import hashlib
 
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def sources_now(listed) -> dict[str, str | None]:
+    """The current sha256 of each listed source: the installed package's files and this
+    module; None for a file that no longer exists."""
     import unet_decoder
 
-    package = Path(unet_decoder.__file__).resolve().parent
-    digest = hashlib.sha256(Path(__file__).read_bytes())
-    for path in sorted(package.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(package)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    site = Path(unet_decoder.__file__).resolve().parent.parent
+    return {name: _file_digest(Path(__file__) if name == _THIS_MODULE else site / name)
+            for name in listed}  # fmt: skip
+
+
+def _builds(entry: Path) -> list[Path]:
+    """The builds of an entry, newest (last used) first."""
+    builds = [b for b in entry.iterdir() if b.name.startswith("build-")]
+    return sorted(builds, key=lambda b: b.stat().st_mtime, reverse=True)
+
+
+def built_by_this_code(entry: Path) -> Path | None:
+    """The build of `entry` whose recorded sources all read the same today, if any.
+
+    An artifact depends on the code its build ran, not on the whole package: a commit that
+    changes the gate, the CLI or the docs builds the same AOTInductor package as its parent,
+    and its gate should not pay 45-60 s per entry to compile it again. The build child
+    records every `unet_decoder` module it imported (and this module, which holds its
+    script); a build is reused only if none of them changed. A file it did not import cannot
+    change what it built unless an imported one changes to import it, which changes the
+    sources. Another torch is another environment, so another folder (`artifact_cache`).
+    """
+    if not entry.is_dir():
+        return None
+    for build in _builds(entry):
+        try:
+            recorded = json.loads((build / SOURCES).read_text())
+        except (OSError, ValueError):
+            continue
+        if (build / "deployed.json").is_file() and sources_now(recorded) == recorded:
+            build.touch()  # used now: the newest, whatever commit first built it
+            return build
+    return None
 
 
 def artifact_cache() -> Path:
-    """`.asv/artifact-cache/<environment>/code-<digest>/`: another torch (environment) or
-    another version of the code that builds it (`code_digest`) never loads an artifact
-    built by another, and a commit that changes neither (docs, tests, the gate's docs-only
-    side) loads its parent's. Folders beyond the `KEPT_VERSIONS` newest are removed (a
-    resnet34 entry is ~25-90 MB). Outside an asv environment (`-E existing` sets neither
-    environment nor commit): the run's own folder, or `UNET_BENCH_ARTIFACT_CACHE`, a folder
-    whose caller vouches that one build and one torch use it (`unet-decoder noise`: a
-    temporary folder shared by the asv runs of one measurement). It names a place, never a
-    result."""
+    """`.asv/artifact-cache/<environment>/`: one folder per entry, holding its builds by the
+    code they ran (`built_by_this_code`), so another torch never loads an artifact built by
+    another and a commit that changes none of a build's sources loads it. Outside an asv
+    environment (`-E existing` sets neither environment nor commit): the run's own folder,
+    or `UNET_BENCH_ARTIFACT_CACHE`, a folder whose caller vouches that one torch uses it
+    (`unet-decoder noise`: a temporary folder shared by the asv runs of one measurement).
+    It names a place, never a result."""
     if os.environ.get("UNET_BENCH_ARTIFACT_CACHE"):
         folder = Path(os.environ["UNET_BENCH_ARTIFACT_CACHE"])
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    if "ASV_ENV_NAME" not in os.environ:
+    elif "ASV_ENV_NAME" not in os.environ:
         return run_scoped_cache("artifacts")
+    else:
+        import shutil
+
+        folder = Path(os.environ.get("ASV_CONF_DIR", ".")) / ".asv" / "artifact-cache"
+        folder = folder / os.environ["ASV_ENV_NAME"]
+        for old in folder.glob("code-*"):  # the layout before builds were keyed by sources
+            shutil.rmtree(old, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _keep_newest_builds(entry: Path) -> None:
+    """Remove the builds of `entry` beyond the `KEPT_VERSIONS` newest (a resnet34 entry is
+    ~25-90 MB)."""
     import shutil
 
-    env = Path(os.environ.get("ASV_CONF_DIR", ".")) / ".asv" / "artifact-cache"
-    env = env / os.environ["ASV_ENV_NAME"]
-    folder = env / f"code-{code_digest()}"
-    if not folder.is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        versions = sorted(env.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in versions[KEPT_VERSIONS:]:
-            shutil.rmtree(old, ignore_errors=True)
-    else:
-        folder.touch()  # used now: the newest, whatever commit first built it
-    return folder
+    for old in _builds(entry)[KEPT_VERSIONS:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -364,23 +400,35 @@ build_artifact(m.eval(), a["names"], saved["x"], a["folder"], backend=a["backend
 seconds = time.perf_counter() - start
 with open(a["folder"] + "/build.json", "w") as f:
     json.dump({"build_seconds": seconds}, f)
+# what this build ran of the package, for built_by_this_code
+import pathlib
+site = pathlib.Path(sys.modules["unet_decoder"].__file__).resolve().parent.parent
+imported = sorted(pathlib.Path(module.__file__).resolve().relative_to(site).as_posix()
+                  for name, module in list(sys.modules.items())
+                  if name.split(".")[0] == "unet_decoder" and getattr(module, "__file__", None))
+with open(a["imported"], "w") as f:
+    json.dump(imported, f)
 """
 
 
 def _build_in_child(m: UNet, backend: str, names: list[str], x: torch.Tensor, threads: int,
-                    calibration: str | None, folder: Path) -> None:  # fmt: skip
-    """Build the artifact into `folder` in a child process, whole or not at all."""
+                    calibration: str | None, entry: Path) -> Path:  # fmt: skip
+    """Build the artifact in a child process and file it under `entry` as
+    `build-<digest of its sources>`, whole or not at all; return that folder."""
+    import hashlib
     import shutil
     import subprocess
 
     label = "+".join([backend, *names])
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    entry.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=entry, prefix=".staging."))
     try:
         torch.save({"state": m.state_dict(), "x": x}, staging / "inputs.pt")
         args = {"encoder": m.encoder_name, "num_classes": m.num_classes, "names": names,
                 "backend": backend, "threads": threads, "calibration": calibration,
                 "inputs": str(staging / "inputs.pt"),
                 "folder": str(staging / "artifact"),
+                "imported": str(staging / "imported.json"),
                 "onnx_cache": None if backend == "torch"
                 else str(run_scoped_cache("onnx"))}  # fmt: skip
         done = subprocess.run([sys.executable, "-c", _BUILD, json.dumps(args)],
@@ -388,11 +436,18 @@ def _build_in_child(m: UNet, backend: str, names: list[str], x: torch.Tensor, th
         if done.returncode != 0:
             last = done.stderr.strip().splitlines()[-1:] or ["no output"]
             raise RuntimeError(f"building the {label} artifact failed: {last[0]}")
+        imported = json.loads((staging / "imported.json").read_text())
+        sources = json.dumps(sources_now([*imported, _THIS_MODULE]), sort_keys=True, indent=1)
+        (staging / "artifact" / SOURCES).write_text(sources)
+        folder = entry / f"build-{hashlib.sha256(sources.encode()).hexdigest()[:12]}"
         try:
             (staging / "artifact").rename(folder)  # whole or not at all
         except OSError:
             if not (folder / "deployed.json").is_file():  # not a lost race: an error
                 raise
+        folder.touch()
+        _keep_newest_builds(entry)
+        return folder
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -400,15 +455,16 @@ def _build_in_child(m: UNet, backend: str, names: list[str], x: torch.Tensor, th
 def deployed(m: UNet, backend: str, names: list[str], x: torch.Tensor, threads: int,
              calibration: str | None = None):  # fmt: skip
     """Compiled torch sets and the engines, run as the artifact `unet-decoder tune` ships: an
-    AOTInductor package, an ONNX Runtime or OpenVINO file, built once per environment, code
-    version and entry and loaded by every process (rounds, peakmem, Metrics): compilation is
-    paid once, not once per process. It is built in a child process, so a measuring process
-    only ever loads: its peak memory and its timings never include a compiler's. None for
-    eager sets, and on commits that predate artifacts. `calibration`: "synthetic" (the task's
-    images, for the trained model) or None (the example input). The loaded model's
-    `setup_seconds` is the build's own time. A cached artifact made on another machine (a
-    copied `.asv`, a cache restored on another CPU) is built again here, not refused: the
-    folder is a cache, and the numbers must be this machine's."""
+    AOTInductor package, an ONNX Runtime or OpenVINO file, built once per environment, entry
+    and version of the code its build runs (`built_by_this_code`), and loaded by every
+    process (rounds, peakmem, Metrics): compilation is paid once, not once per process. It
+    is built in a child process, so a measuring process only ever loads: its peak memory and
+    its timings never include a compiler's. None for eager sets, and on commits that predate
+    artifacts. `calibration`: "synthetic" (the task's images, for the trained model) or None
+    (the example input). The loaded model's `setup_seconds` is the build's own time. A cached
+    artifact made on another machine (a copied `.asv`, a cache restored on another CPU) is
+    built again here, not refused: the folder is a cache, and the numbers must be this
+    machine's."""
     try:
         from unet_decoder.artifact import kind_of, load_deployed
         from unet_decoder.errors import ArtifactMismatchError
@@ -421,14 +477,14 @@ def deployed(m: UNet, backend: str, names: list[str], x: torch.Tensor, threads: 
     label = "+".join([backend, *names])
     shape = "x".join(map(str, x.shape))
     calibrated = f"-{calibration}" if calibration else ""
-    folder = artifact_cache() / f"{label}-{shape}-{threads}t-{weights_digest(m)}{calibrated}"
-    if not (folder / "deployed.json").is_file():
-        _build_in_child(m, backend, names, x, threads, calibration, folder)
+    entry = artifact_cache() / f"{label}-{shape}-{threads}t-{weights_digest(m)}{calibrated}"
+    build = (m, backend, names, x, threads, calibration, entry)
+    folder = built_by_this_code(entry) or _build_in_child(*build)
     try:
         loaded = load_deployed(folder)
     except ArtifactMismatchError:
         shutil.rmtree(folder, ignore_errors=True)
-        _build_in_child(m, backend, names, x, threads, calibration, folder)
+        folder = _build_in_child(*build)
         loaded = load_deployed(folder)
     try:
         built = json.loads((folder / "build.json").read_text())["build_seconds"]

@@ -294,12 +294,15 @@ def test_torch_bf16_entries_are_na_where_torch_would_emulate_bf16(monkeypatch, n
         assert "bf16" not in common.resolve("test_resnet", flags)[1]
 
 
-def test_artifacts_are_shared_by_commits_with_the_same_code_and_never_by_others(
-    tmp_path, monkeypatch
-):
-    """A docs-only commit loads its parent's compiled artifacts; a code change builds anew."""
+def test_an_artifact_is_reused_until_a_file_its_build_ran_changes(tmp_path, monkeypatch):
+    """A pull request that changes the gate or the CLI loads its base's compiled artifacts
+    instead of compiling them again; one that changes the model, or the benchmark's build
+    script, builds anew; another torch (environment) never shares a folder."""
+    import torch
+
     import unet_decoder
     from benchmarks import common
+    from unet_decoder import UNet
 
     package = tmp_path / "site" / "unet_decoder"
     shutil.copytree(Path(unet_decoder.__file__).parent, package,
@@ -308,18 +311,39 @@ def test_artifacts_are_shared_by_commits_with_the_same_code_and_never_by_others(
     monkeypatch.delenv("UNET_BENCH_ARTIFACT_CACHE", raising=False)
     monkeypatch.setenv("ASV_CONF_DIR", str(tmp_path))
     monkeypatch.setenv("ASV_ENV_NAME", "uv-pip-py3.11-torch2.14.1")
+    torch.manual_seed(0)
+    model, x = UNet("test_resnet").eval(), torch.randn(1, 3, 64, 64)
+    first = common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
+    (entry,) = common.artifact_cache().iterdir()
+    (build,) = entry.glob("build-*")
+    sources = json.loads((build / common.SOURCES).read_text())
+    # what the build child imported, not the whole package
+    assert {"unet_decoder/model/unet.py", "unet_decoder/engines/onnxruntime.py",
+            "benchmarks/common.py"} <= set(sources)  # fmt: skip
+    assert "unet_decoder/tracking/gate.py" not in sources
 
-    def folder_for(commit):
-        monkeypatch.setenv("ASV_COMMIT", commit)
-        return common.artifact_cache()
+    builds = []
+    real_build = common._build_in_child
+    monkeypatch.setattr(common, "_build_in_child",
+                        lambda *a: builds.append(a[1]) or real_build(*a))  # fmt: skip
+    (package / "tracking" / "gate.py").write_text("# a gate change\n", encoding="utf-8")
+    again = common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
+    assert builds == [] and torch.allclose(again(x), first(x), atol=1e-6)
 
-    base = folder_for("a" * 40)
-    assert folder_for("b" * 40) == base  # same package files: same artifacts
-    (package / "model" / "unet.py").write_text("# changed\n", encoding="utf-8")
-    changed = folder_for("c" * 40)
-    assert changed != base and changed.parent == base.parent
+    unet = package / "model" / "unet.py"
+    unet.write_text(unet.read_text(encoding="utf-8") + "# a model change\n", encoding="utf-8")
+    assert common.built_by_this_code(entry) is None
+    common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
+    assert builds == ["onnxruntime"] and len(list(entry.glob("build-*"))) == 2
+    assert common.built_by_this_code(entry) not in (None, build)  # the changed model's
+
+    digest = common._file_digest
+    script = Path(common.__file__)
+    monkeypatch.setattr(common, "_file_digest",
+                        lambda path: "edited" if path == script else digest(path))  # fmt: skip
+    assert common.built_by_this_code(entry) is None  # the build script is a source too
     monkeypatch.setenv("ASV_ENV_NAME", "uv-pip-py3.11-torch2.12.1")
-    assert folder_for("c" * 40).parent != base.parent  # another torch: another folder
+    assert common.artifact_cache() != entry.parent
 
 
 def test_a_cached_artifact_made_on_another_machine_is_built_again_not_refused(
@@ -336,7 +360,7 @@ def test_a_cached_artifact_made_on_another_machine_is_built_again_not_refused(
     torch.manual_seed(0)
     model, x = UNet("test_resnet").eval(), torch.randn(1, 3, 64, 64)
     first = common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
-    (record,) = (tmp_path / "artifacts").glob("*/deployed.json")
+    (record,) = (tmp_path / "artifacts").glob("*/build-*/deployed.json")
     made = json.loads(record.read_text())
     here = made["environment"]["cpu_capability"]
     made["environment"]["cpu_capability"] = "another CPU"
