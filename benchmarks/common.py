@@ -311,7 +311,7 @@ def built_by_this_code(entry: Path) -> Path | None:
 
     An artifact depends on the code its build ran, not on the whole package: a commit that
     changes the gate, the CLI or the docs builds the same AOTInductor package as its parent,
-    and its gate should not pay 45-60 s per entry to compile it again. The build child
+    and its gate should not pay 28-62 s per entry (here) to compile it again. The build child
     records every `unet_decoder` module it imported (and this module, which holds its
     script); a build is reused only if none of them changed. A file it did not import cannot
     change what it built unless an imported one changes to import it, which changes the
