@@ -253,13 +253,14 @@ def _seed_checkpoint_for_every_matrix_torch(trained) -> None:
 
 @pytest.mark.slow
 def test_every_matrix_environment_runs_the_int8_entries(tmp_path, asv_env_dir, trained_test_resnet):
-    """Each torch release of the matrix either runs int8 or says why not: here, torch's
-    int8 and OpenVINO's int8 run (the ONNX export each torch makes, quantization and engine
-    imports included). ONNX Runtime's int8 quantizes the same export with a quantizer that
-    does not depend on torch; test_artifacts runs it."""
+    """Each torch release of the matrix runs torch's int8 (the entry that failed in torch
+    2.12.1: pt2e quantization and its AOTInductor build, in each torch). The engines' int8
+    (ONNX Runtime, OpenVINO) quantize the ONNX export with quantizers of their own: test_artifacts
+    runs them in the project's environment, and the nightly's full grid in every environment
+    (50 s more here if this test ran OpenVINO's too, CI being near its 30 minutes)."""
     _seed_checkpoint_for_every_matrix_torch(trained_test_resnet)
     repo = ScratchRepo(tmp_path, asv_env_dir, whole_matrix=True)
-    names = ("best_int8", "openvino_int8")
+    names = ("best_int8",)
     run = repo.asv("run", "--machine", "ci", "--show-stderr", "--quick", "-b",
                    rf"time_forward\('test_resnet', '({'|'.join(names)})'\)",
                    "HEAD^!")  # fmt: skip
@@ -275,7 +276,7 @@ def test_every_matrix_environment_runs_the_int8_entries(tmp_path, asv_env_dir, t
         for name in names:
             measured[torch_version, name] = entries["'test_resnet'", f"'{name}'"]
     assert {torch for torch, _ in measured} == {"2.14.1", "2.12.1"}, run.stdout[-3000:]
-    assert len(measured) == 4 and all(v is not None and v > 0 for v in measured.values()), measured
+    assert len(measured) == 2 and all(v is not None and v > 0 for v in measured.values()), measured
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["native-bf16", "emulated-bf16"])
