@@ -174,6 +174,25 @@ def test_the_table_fits_80_columns_and_cuts_no_cell(encoders):
         assert encoder in text
 
 
+def test_a_peer_comparison_says_who_is_ahead_not_a_ratio_under_one_called_faster():
+    from rich.console import Console
+
+    from unet_decoder.tracking.report import print_table
+
+    result = _result(["resnet18"], ["none"])  # ours: 111.7 ms
+    smp = {**result["rows"][0], "model": "smp.Unet", "flags": "compile", "median_ms": 55.85}
+    result["rows"].append(smp)
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    print_table(result, console)
+    text = console.export_text()
+    assert "smp.Unet at its best (compile) 55.9 ms: 0.50x (NOT ahead" in text
+    assert "x faster" not in text
+    smp["median_ms"] = 223.4
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    print_table(result, console)
+    assert "223.4 ms: 2.00x (ahead; ahead means >= 1.05x)" in console.export_text()
+
+
 def test_busy_machine_and_wide_spread_are_warned_under_the_table():
     from unet_decoder.tracking.report import warnings_for
 
