@@ -1,6 +1,8 @@
 """`unet-decoder tune` as a user runs it: a ranking, a chosen artifact that another process
 loads with the measured answers, and clear refusals before any minute is spent."""
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -23,12 +25,14 @@ def tuned(tmp_path_factory, trained_test_resnet):
     out = tmp_path_factory.mktemp("tune") / "deployed"
     argv = ["tune", "--encoder", "test_resnet", "--size", str(SIZE), "--min-seconds", "0.2",
             "--out", str(out)]  # fmt: skip
-    return main(argv), out
+    with contextlib.redirect_stdout(io.StringIO()) as printed:  # what the user reads
+        code = main(argv)
+    return code, out, printed.getvalue()
 
 
 @pytest.mark.slow
 def test_tune_writes_the_fastest_candidate_of_its_final_rounds(tuned, capsys):
-    code, out = tuned
+    code, out, _ = tuned
     assert code == 0
     report = json.loads((out / "tune.json").read_text())
     candidates = report["candidates"]
@@ -58,7 +62,7 @@ def test_tune_writes_the_fastest_candidate_of_its_final_rounds(tuned, capsys):
 def test_a_tuned_artifact_reloads_in_a_fresh_process_with_the_measured_answers(
     tuned, tmp_path, trained_test_resnet
 ):
-    _, out = tuned
+    _, out, _ = tuned
     record = json.loads((out / "deployed.json").read_text())
     images = held_out(SIZE).images
     fresh = logits_from_fresh_process(out, images, tmp_path)
@@ -73,18 +77,12 @@ def test_a_tuned_artifact_reloads_in_a_fresh_process_with_the_measured_answers(
 
 
 @pytest.mark.slow
-def test_tune_prints_the_ranking_and_the_choice(tuned, capsys):
-    # the module fixture ran first; run a cheaper one here to read its output
-    code, out = tuned
+def test_tune_prints_the_ranking_and_the_choice(tuned):
+    code, out, printed = tuned
     assert code == 0
-    argv = ["tune", "--encoder", "test_resnet", "--size", str(SIZE), "--min-seconds", "0.1",
-            "--budget", "exact", "--threads", "1", "--out", str(out.parent / "exact")]  # fmt: skip
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
     assert "final rounds" in printed and "Chosen:" in printed and "Search:" in printed
-    report = json.loads((out.parent / "exact" / "tune.json").read_text())
-    assert {c["precision"] for c in report["candidates"]} == {"fp32"}
-    assert {c["threads"] for c in report["candidates"]} == {1}
+    chosen = json.loads((out / "deployed.json").read_text())
+    assert f"{chosen['measured']['median_ms']:.1f} ms" in printed
 
 
 def test_thread_counts_searched_are_powers_of_two_up_to_the_cores(monkeypatch):
@@ -144,6 +142,9 @@ def test_tune_on_your_checkpoint_and_images_at_any_height_and_width(tmp_path, tr
     assert "6 held-out image(s)" in record["measured"]["weights"]  # 2 of 8 calibrate
     assert record["measured"]["miou"] >= 0.6  # against the masks, at 96x128
     report = json.loads((out / "tune.json").read_text())
+    # --budget exact searched fp32 only, --threads 1 one thread count
+    assert {c["precision"] for c in report["candidates"]} == {"fp32"}
+    assert {c["threads"] for c in report["candidates"]} == {1}
     engines = [c for c in report["candidates"] if c["backend"] != "torch"]
     assert engines and all(c["status"] == "skipped" and "--no-engines" in c["reason"]
                            for c in engines)  # fmt: skip
