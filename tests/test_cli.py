@@ -110,16 +110,16 @@ def test_seed_command_runs_from_its_folder(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["rows"][0]["flags"] == "none"
 
 
-@pytest.mark.slow
-def test_peers_add_smp_rows_to_the_same_table(tmp_path):
-    path = tmp_path / "r.json"
-    argv = ["bench", "--encoders", "resnet18", "--size", "64", "--min-seconds", "0.05",
-            "--flags", "none", "--peers", "--weights", "random", "--json", str(path)]  # fmt: skip
-    assert main(argv) == 0
-    rows = json.loads(path.read_text())["rows"]
-    peers = [r for r in rows if r["model"] == "smp.Unet"]
-    assert [r["flags"] for r in peers] == ["none", "channels_last+compile+inference_mode"]
-    assert peers[1]["max_rel_error"] <= 1e-4
+def test_smp_peers_use_smps_own_encoder_where_it_has_one_else_timms():
+    """bench --peers's smp rows (measured in test_engines) on the encoder the user named."""
+    import torch
+
+    from unet_decoder.tracking.peers import smp_unet
+
+    own, timms = smp_unet("resnet18", num_classes=4), smp_unet("test_resnet", num_classes=4)
+    assert own.encoder_name == "smp:resnet18" and timms.encoder_name == "smp:tu-test_resnet"
+    with torch.no_grad():
+        assert own(torch.randn(1, 3, 64, 64)).shape == (1, 4, 64, 64)
 
 
 def test_help_and_usage_errors_do_not_import_torch():

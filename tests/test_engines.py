@@ -126,7 +126,8 @@ def test_export_command_writes_and_checks_the_file(tmp_path, capsys, trained_tes
 @pytest.mark.slow
 def test_peers_put_the_engines_beside_our_sets_with_a_verdict(tmp_path, capsys):
     """`bench --peers`: ONNX Runtime and OpenVINO at each precision, judged like our rows,
-    timed in the same interleaved rounds, and a per-precision verdict printed."""
+    timed in the same interleaved rounds, and a per-precision verdict printed; smp's Unet on
+    the same encoder (timm's, through smp's `tu-`), eager and at its best, in the same table."""
     path = tmp_path / "r.json"
     argv = ["bench", "--encoders", "test_resnet", "--size", "64", "--min-seconds", "0.05",
             "--flags", "fuse_bn+channels_last+int8+inference_mode", "--peers",
@@ -147,6 +148,10 @@ def test_peers_put_the_engines_beside_our_sets_with_a_verdict(tmp_path, capsys):
     assert set(engines) == expected
     assert all(r["median_ms"] > 0 and r["samples"] >= 10 for r in rows)
     assert "test_resnet int8: torch" in printed
+    smp = [r for r in rows if r["model"] == "smp.Unet"]
+    assert [r["flags"] for r in smp] == ["none", "channels_last+compile+inference_mode"]
+    assert smp[1]["max_rel_error"] <= 1e-4  # compiled smp against eager smp
+    assert "vs smp.Unet at its best" in printed
 
 
 def test_an_export_is_reused_only_for_the_same_weights_and_shape(tmp_path):
