@@ -1,6 +1,7 @@
 """Nightly history is append-only, never duplicated, and a broken file is reported, not dropped."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ from unet_decoder.tracking.nightly import (
     comparison_verdict,
     run_nightly,
 )
-from unet_decoder.tracking.verdict import NOTHING, PASS, REGRESSION, compared_rows
+from unet_decoder.tracking.verdict import FAILED, NOTHING, PASS, REGRESSION, compared_rows
 
 from .scratch import ScratchRepo
 
@@ -23,6 +24,12 @@ FAST = ["-b", "track_params", "--quick"]
 def _branch_files(repo: ScratchRepo, branch: str = "asv-results") -> dict[str, str]:
     listing = repo.git("ls-tree", "-r", branch).stdout.splitlines()
     return {line.split("\t")[1]: line.split()[2] for line in listing}  # path -> blob hash
+
+
+def _commit_changes(repo: ScratchRepo, commit: str) -> dict[str, str]:
+    """path -> git's status letter (A added, M modified) in one commit of the results branch."""
+    shown = repo.git("show", "--name-status", "--format=", commit).stdout.splitlines()
+    return {line.split("\t")[1]: line.split("\t")[0] for line in shown if line.strip()}
 
 
 def _result_files(files: dict[str, str]) -> set[str]:
@@ -45,21 +52,28 @@ def test_nightlies_append_only_name_a_regression_and_report_a_corrupt_file(tmp_p
               "DEFAULT_DECODER_CHANNELS = (512, 256, 128, 64)")  # fmt: skip
     repo.commit("a wider decoder")
     second = run_nightly(repo.path, config=repo.config, machine="ci", extra_args=FAST,
-                         env=repo.env)  # fmt: skip
+                         env=repo.env, confirm_rounds=1)  # fmt: skip
     assert second.verdict.kind == REGRESSION and second.verdict.exit_code == 1, second.verdict
+    # measured again on both commits (asv's -b on the entry's own name) and still larger
+    assert "confirmed by 1 more interleaved round(s)" in second.verdict.message
     assert second.comparison.compared >= 1
     assert any("track_params('test_resnet')" in line for line in second.regressions)
     assert "track_params('test_resnet')" in second.verdict.message
     after = _branch_files(repo)
     new = _result_files(after) - _result_files(before)
     assert len(new) == 1, second  # only the new commit was measured
-    assert all(after[p] == blob for p, blob in before.items() if p in _result_files(before))
+    # the night's own commit added it and left the stored result alone; the second look's
+    # samples joined both commits' results in a commit of its own
+    night = _commit_changes(repo, "asv-results~1")
+    assert night[sorted(new)[0]] == "A" and not night.keys() & _result_files(before)
+    assert "second look" in repo.git("log", "-1", "--format=%s", "asv-results").stdout
+    assert _commit_changes(repo, "asv-results").keys() >= _result_files(after)
 
     again = run_nightly(repo.path, config=repo.config, machine="ci", extra_args=FAST,
                         env=repo.env)  # fmt: skip
     assert not again.added and _branch_files(repo).keys() == after.keys()  # no duplicates
     assert again.verdict.kind == PASS and again.comparison is None  # not reported every night
-    assert len(repo.git("log", "--oneline", "asv-results").stdout.splitlines()) == 2
+    assert len(repo.git("log", "--oneline", "asv-results").stdout.splitlines()) == 3
 
     # A killed job left a half-written file on the results branch.
     worktree = repo.path / ".asv" / "nightly-results"
@@ -110,6 +124,57 @@ def test_an_asv_comparison_counts_only_rows_with_both_sides():
     ]
     assert rows[1][1] == pytest.approx(1.02)
     assert compared_rows("| Change | Before | After | Ratio | Benchmark |\n") == []
+
+
+NAME = "forward.Forward.time_forward('test_resnet', 'none')"
+COMPARED = """
+| Change | Before [aaaa1111] | After [bbbb2222] | Ratio | Benchmark (Parameter) |
+|--------|-------------------|------------------|-------|-----------------------|
+| {mark}      | 10.0±0.1ms        | {after}        | {ratio}  | {name} |
+"""
+
+
+def test_a_night_reports_only_the_slowdowns_a_second_look_confirms():
+    """One slow minute must not mark a night red: the flagged benchmarks are measured again
+    on both commits, interleaved, samples joined, and only those still slower are kept."""
+    from unet_decoder.tracking.nightly import Comparison, _look_again
+
+    calls = []
+
+    def fake_asv(compare_says: str, run=(0, "· Running 1 total benchmarks")):
+        answers = {"run": [run] * 2, "compare": [(0, compare_says)]}
+
+        def asv(*args):
+            calls.append(args)
+            return answers[args[0]].pop(0)
+
+        return asv
+
+    previous, newest = "a" * 40, "b" * 40
+    comparison = Comparison(previous, newest, compared=3, regressions=[(NAME, "1.30")])
+    first = comparison_verdict(comparison, 1.10, "ci")
+    assert first.kind == REGRESSION and first.regressions == [(NAME, "1.30")]
+    unchanged = COMPARED.format(mark=" ", after="10.2±0.1ms", ratio="~1.02", name=NAME)
+    cleared, verdict = _look_again(fake_asv(unchanged), comparison, first, 1.10, 1,
+                                   ["-b", "all", "-E", "uv", "--quick"])  # fmt: skip
+    assert verdict.kind == PASS and cleared.regressions == []
+    assert "not confirmed" in verdict.message and "aaaaaaaa..bbbbbbbb" in verdict.message
+    runs = [c for c in calls if c[0] == "run"]
+    # only the flagged entry, newest then previous, its samples joined to the stored ones
+    assert [c[-1] for c in runs] == [f"{newest}^!", f"{previous}^!"]
+    for c in runs:
+        assert c[c.index("-b") + 1] == f"^{re.escape(NAME)}$" and "all" not in c
+        assert "--append-samples" in c and "-E" in c and "--quick" in c
+    assert calls[-1][:2] == ("compare", "--factor") and calls[-1][-2:] == (previous, newest)
+
+    slower = COMPARED.format(mark="+", after="13.1±0.1ms", ratio=" 1.31", name=NAME)
+    kept, verdict = _look_again(fake_asv(slower), comparison, first, 1.10, 1, [])
+    assert verdict.kind == REGRESSION and verdict.exit_code == 1
+    assert kept.regressions == [(NAME, "1.31")] and "confirmed by 1 more" in verdict.message
+
+    broke = (2, f"[ 50.00%] ··· {NAME.split('(')[0]}              1/1 failed\n")
+    _, verdict = _look_again(fake_asv(slower, run=broke), comparison, first, 1.10, 1, [])
+    assert verdict.kind == FAILED  # a failure while looking again is never a pass
 
 
 def test_check_results_names_every_broken_file(tmp_path):

@@ -13,7 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import UNetDecoderError
-from .tracking.gate import CONFIRM_ROUNDS
+from .tracking.second_look import CONFIRM_ROUNDS
+
+CONFIRM_HELP = (
+    "measure the benchmarks slower at first look again in this many more interleaved rounds, "
+    f"and report only those still slower ({CONFIRM_ROUNDS}; 0: judge the first look alone)"
+)
 
 EXIT_USAGE = 2
 
@@ -134,18 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--bench", "-b", action="append", default=[],
                       help="only benchmarks matching this regex (repeatable; replaces "
                       "--selection)")  # fmt: skip
-    gate.add_argument("--confirm-rounds", type=int, default=CONFIRM_ROUNDS,
-                      help="measure the benchmarks slower at first look again in this many "
-                      f"more interleaved rounds, and fail only on those still slower "
-                      f"({CONFIRM_ROUNDS}; 0: fail at first look)")  # fmt: skip
+    gate.add_argument("--confirm-rounds", type=int, default=CONFIRM_ROUNDS, help=CONFIRM_HELP)
     nightly = sub.add_parser(
         "nightly",
         help="benchmark new commits and append their results to the results branch",
         description="Run `asv run NEW` (or --commits) for every environment of asv.conf.json, "
         "copy the results onto the --branch results branch (a worktree under .asv/; files "
         "are added or updated, never deleted), commit them, and print benchmarks slower "
-        "than --factor between the two newest measured commits. Exit 0: measured (or nothing "
-        "new), 1: a regression, 2: a benchmark failed, 3: nothing was measured.",
+        "than --factor between the two newest measured commits, once measured again on both "
+        "(--confirm-rounds). Exit 0: measured (or nothing new), 1: a regression, 2: a "
+        "benchmark failed, 3: nothing was measured.",
     )
     nightly.add_argument("--machine", required=True, help="stable asv machine name")
     nightly.add_argument("--branch", default="asv-results", help="results branch (asv-results)")
@@ -158,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="named selection: all (default), time, pr, smoke")  # fmt: skip
     nightly.add_argument("--bench", "-b", action="append", default=[],
                          help="regex instead of --selection (repeatable)")  # fmt: skip
+    nightly.add_argument("--confirm-rounds", type=int, default=CONFIRM_ROUNDS, help=CONFIRM_HELP)
     noise = sub.add_parser(
         "noise",
         help="measure this machine's benchmark noise and the gate factor it can trust",
@@ -217,10 +221,12 @@ def noise(args: argparse.Namespace) -> int:
 def nightly(args: argparse.Namespace) -> int:
     from .tracking.nightly import run_nightly
 
+    _check_confirm_rounds(args)
     extra = _bench_args(args)
     report = run_nightly(
         ".", config=args.config, machine=args.machine, branch=args.branch,
         commits=args.commits, factor=args.factor, extra_args=extra,
+        confirm_rounds=args.confirm_rounds,
     )  # fmt: skip
     print(f"results branch {args.branch}: +{len(report.added)} new, {len(report.updated)} "
           f"updated file(s); committed: {report.committed}")  # fmt: skip
@@ -235,13 +241,17 @@ def nightly(args: argparse.Namespace) -> int:
     return report.verdict.exit_code
 
 
+def _check_confirm_rounds(args: argparse.Namespace) -> None:
+    if args.confirm_rounds < 0:
+        raise UNetDecoderError(f"--confirm-rounds must be 0 or more, got {args.confirm_rounds}")
+
+
 def gate(args: argparse.Namespace) -> int:
     from .tracking.gate import run_gate, write_step_summary
 
     if args.factor <= 1.0:
         raise UNetDecoderError(f"--factor must be above 1.0, got {args.factor}")
-    if args.confirm_rounds < 0:
-        raise UNetDecoderError(f"--confirm-rounds must be 0 or more, got {args.confirm_rounds}")
+    _check_confirm_rounds(args)
     extra = _bench_args(args)
     result = run_gate(
         args.base, args.head, factor=args.factor, config=args.config, machine=args.machine,

@@ -5,6 +5,10 @@ never mixes with source. Each run is append-only: result files are added or upda
 deleted, so a rerun neither loses nor duplicates a result (asv names files by machine,
 commit and environment). A file that does not parse (corrupted, half-written by a killed
 job) stops the run with its name instead of silently vanishing from the dashboard.
+
+A night is judged as a pull request is: a benchmark slower than the factor at first look is
+measured again on both commits (`second_look`), and reported only if it stays slower. The
+confirming samples join the stored ones, so the dashboard shows what the verdict saw.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UNetDecoderError
+from .second_look import CONFIRM_ROUNDS, second_look
 from .verdict import NOTHING, PASS, REGRESSION, Verdict, compared_rows, read_asv_output
 
 
@@ -37,7 +42,9 @@ class NightlyReport:
     @property
     def regressions(self) -> list[str]:
         """Each benchmark slower than the factor, with its ratio (none when nothing compared)."""
-        return self.comparison.regressions if self.comparison is not None else []
+        if self.comparison is None:
+            return []
+        return [f"{name} x{ratio}" for name, ratio in self.comparison.regressions]
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -106,7 +113,7 @@ class Comparison:
     previous: str | None = None  # None: fewer than two measured commits, nothing to compare yet
     newest: str | None = None
     compared: int = 0  # benchmarks with a number on both sides
-    regressions: list[str] = field(default_factory=list)  # "benchmark xRATIO"
+    regressions: list[tuple[str, str]] = field(default_factory=list)  # (benchmark, "1.23")
     error: str | None = None  # what asv compare said when it failed
 
 
@@ -138,7 +145,7 @@ def compare_newest(repo: Path, asv: list[str], env: dict, machine: str, factor: 
         said = [ln.strip() for ln in (compare.stderr + compare.stdout).splitlines() if ln.strip()]
         return Comparison(previous, newest, error=(said[-1:] or ["no output"])[0][:200])
     rows = compared_rows(compare.stdout)
-    slower = [f"{name} x{ratio:.2f}" for mark, ratio, name in rows if mark == "+"]
+    slower = [(name, f"{ratio:.2f}") for mark, ratio, name in rows if mark == "+"]
     return Comparison(previous, newest, len(rows), slower)
 
 
@@ -164,7 +171,9 @@ def comparison_verdict(comparison: Comparison, factor: float, machine: str) -> V
         return Verdict(
             REGRESSION,
             f"{len(comparison.regressions)} benchmark(s) slower than x{factor} since the "
-            f"previous measured commit ({pair}): " + "; ".join(comparison.regressions[:8]),
+            f"previous measured commit ({pair}): "
+            + "; ".join(f"{name} x{ratio}" for name, ratio in comparison.regressions[:8]),
+            regressions=comparison.regressions,
         )
     return Verdict(
         PASS, f"{comparison.compared} benchmark(s) compared ({pair}), none slower than x{factor}"
@@ -181,6 +190,7 @@ def run_nightly(
     factor: float = 1.10,
     extra_args: list[str] | None = None,
     env: dict[str, str] | None = None,
+    confirm_rounds: int = CONFIRM_ROUNDS,
 ) -> NightlyReport:
     from asv.config import Config
 
@@ -201,9 +211,10 @@ def run_nightly(
         _sync(stored, results_dir)
     check_results(results_dir)
 
+    # samples recorded: asv's comparison tests them, and a second look adds to them
     run = subprocess.run(
         [*asv, "run", commits, "--machine", machine, "--skip-existing-successful",
-         *(extra_args or [])],
+         "--record-samples", *(extra_args or [])],
         cwd=repo, env=env, capture_output=True, text=True,
     )  # fmt: skip
     output = run.stdout + run.stderr
@@ -216,21 +227,55 @@ def run_nightly(
         if report.verdict.kind == NOTHING:  # store nothing: there is nothing to store
             return report
     check_results(results_dir)
-    report.added, report.updated = _sync(results_dir, stored)
-    if report.added or report.updated:
-        _git(worktree, "add", "results")
-        head = _git(repo, "rev-parse", "--short", "HEAD").stdout.strip()
-        _git(worktree, "-c", "user.name=unet-decoder nightly", "-c",
-             "user.email=nightly@localhost", "commit", "-qm",
-             f"nightly: {machine} at {head} (+{len(report.added)} files)")  # fmt: skip
-        report.committed = True
+    head = _git(repo, "rev-parse", "--short", "HEAD").stdout.strip()
+    # committed before comparing: a night killed during its second look keeps what it measured
+    report.added, report.updated = _store(results_dir, stored, worktree,
+                                          f"nightly: {machine} at {head}")  # fmt: skip
+    report.committed = bool(report.added or report.updated)
     if nothing_new:  # yesterday's comparison stands: reporting it again each quiet night is noise
         return report
     report.comparison = compare_newest(repo, asv, env, machine, factor, results_dir=results_dir)
     verdict = comparison_verdict(report.comparison, factor, machine)
+    if verdict is not None and verdict.kind == REGRESSION and confirm_rounds > 0:
+
+        def asv_here(*args: str) -> tuple[int, str]:
+            done = subprocess.run([*asv, *args, "--machine", machine], cwd=repo, env=env,
+                                  capture_output=True, text=True)  # fmt: skip
+            return done.returncode, done.stdout + done.stderr
+
+        report.comparison, verdict = _look_again(asv_here, report.comparison, verdict, factor,
+                                                 confirm_rounds, extra_args or [])  # fmt: skip
+        check_results(results_dir)
+        _, updated = _store(results_dir, stored, worktree, f"nightly: {machine}, second look")
+        report.updated += [name for name in updated if name not in report.updated]
+        report.committed = report.committed or bool(updated)
     if verdict is not None and report.verdict.kind == PASS:
         passed = verdict.kind == PASS
         report.verdict = (
             Verdict(PASS, f"{report.verdict.message}; {verdict.message}") if passed else verdict
         )
     return report
+
+
+def _look_again(asv, comparison: Comparison, first: Verdict, factor: float, rounds: int,
+                extra_args: list[str]) -> tuple[Comparison, Verdict]:  # fmt: skip
+    """The comparison and verdict after measuring the flagged benchmarks again on both
+    commits: only the slowdowns that stay are kept."""
+    previous, newest = comparison.previous, comparison.newest
+    looked, _ = second_look(asv, previous, newest, first.regressions, rounds=rounds,
+                            factor=factor, extra_args=extra_args)  # fmt: skip
+    confirmed = looked.regressions if looked.kind == REGRESSION else []
+    message = f"{previous[:8]}..{newest[:8]}: {looked.message}"
+    verdict = Verdict(looked.kind, message, regressions=confirmed, failed=looked.failed)
+    return replace(comparison, regressions=confirmed), verdict
+
+
+def _store(results_dir: Path, stored: Path, worktree: Path, message: str):
+    """Copy the run's results onto the results branch and commit them; (added, updated)."""
+    added, updated = _sync(results_dir, stored)
+    if added or updated:
+        _git(worktree, "add", "results")
+        _git(worktree, "-c", "user.name=unet-decoder nightly", "-c",
+             "user.email=nightly@localhost", "commit", "-qm",
+             f"{message} (+{len(added)} new, {len(updated)} updated files)")  # fmt: skip
+    return added, updated

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .gate import CONFIRM_ROUNDS
+from .second_look import CONFIRM_ROUNDS
 from .selections import exact_entries
 from .verdict import read_asv_output
 
