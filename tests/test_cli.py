@@ -158,14 +158,8 @@ def _result(encoders, flags):
     "encoders", [["resnet18"], ["resnet34", "efficientnet_b0", "mobileone_s0", "convnext_atto"]]
 )
 def test_the_table_fits_80_columns_and_cuts_no_cell(encoders):
-    from rich.console import Console
-
-    from unet_decoder.tracking.report import print_table
-
     longest = "reparam+fuse_bn+channels_last+compile+inference_mode"
-    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
-    print_table(_result(encoders, ["none", longest]), console)
-    text = console.export_text()
+    text = _printed(_result(encoders, ["none", longest]), width=80)
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "…" not in text
     for flag in longest.split("+"):  # wrapped after a '+', never cut inside a name
@@ -175,22 +169,26 @@ def test_the_table_fits_80_columns_and_cuts_no_cell(encoders):
 
 
 def test_a_peer_comparison_says_who_is_ahead_not_a_ratio_under_one_called_faster():
+    result = _result(["resnet18"], ["none"])  # ours: 111.7 ms
+    smp = {**result["rows"][0], "model": "smp.Unet", "flags": "compile", "median_ms": 55.85}
+    result["rows"].append(smp)
+    text = _printed(result, width=200)
+    assert "smp.Unet at its best (compile) 55.9 ms: 0.50x (NOT ahead" in text
+    assert "x faster" not in text
+    smp["median_ms"] = 223.4
+    assert "223.4 ms: 2.00x (ahead; ahead means >= 1.05x)" in _printed(result, width=200)
+
+
+def _printed(result: dict, *, width: int) -> str:
+    """What bench prints under its table, on a terminal this wide."""
     from rich.console import Console
 
     from unet_decoder.tracking.report import print_table
 
-    result = _result(["resnet18"], ["none"])  # ours: 111.7 ms
-    smp = {**result["rows"][0], "model": "smp.Unet", "flags": "compile", "median_ms": 55.85}
-    result["rows"].append(smp)
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
-    print_table(result, console)
-    text = console.export_text()
-    assert "smp.Unet at its best (compile) 55.9 ms: 0.50x (NOT ahead" in text
-    assert "x faster" not in text
-    smp["median_ms"] = 223.4
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
-    print_table(result, console)
-    assert "223.4 ms: 2.00x (ahead; ahead means >= 1.05x)" in console.export_text()
+    with open(os.devnull, "w") as sink:
+        console = Console(width=width, record=True, file=sink)
+        print_table(result, console)
+    return console.export_text()
 
 
 def test_busy_machine_and_wide_spread_are_warned_under_the_table():
