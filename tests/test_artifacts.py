@@ -1,7 +1,9 @@
 """Deployable artifacts: a flag set written as a folder that another process loads and runs
 with the tuned model's answers, and that refuses a machine it was not made for."""
 
+import copy
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,3 +132,43 @@ def test_an_artifact_takes_only_the_shape_it_was_built_for(eager_artifact):
     assert run.input_shape == (1, 3, 64, 64) and run.threads == 1
     with pytest.raises(InputError, match=r"built for inputs of shape \(1, 3, 64, 64\)"):
         run(torch.randn(1, 3, 96, 96))
+
+
+def test_a_compiled_package_is_reused_only_for_the_same_program(tmp_path, monkeypatch):
+    """A build whose exported program digests as an earlier one's links that package instead
+    of compiling it (28-62 s per entry here); other weights, another memory format or another
+    thread count are another program and compile. The compiler is faked: this is about what
+    the key tells apart, the real reuse runs in test_asv."""
+    import torch._inductor
+
+    compiled = []
+
+    def fake_compile(program, package_path, inductor_configs):
+        compiled.append(package_path)
+        Path(package_path).write_bytes(f"package {len(compiled)}".encode())
+
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", fake_compile)
+    torch.manual_seed(0)
+    model, x = UNet("test_resnet").eval(), torch.randn(1, 3, 64, 64)
+    flags = ["fuse_bn", "channels_last", "compile"]
+
+    def build(name, m=model, flags=flags, threads=2, packages=None):
+        folder = tmp_path / name
+        return folder, build_artifact(m, flags, x, folder, threads=threads, packages=packages)
+
+    first, record = build("first")
+    assert len(compiled) == 1 and len(record.program) == 64
+    packages = {record.program: first / "model.pt2"}
+    again, same = build("again", m=copy.deepcopy(model), packages=packages)
+    assert len(compiled) == 1 and same.program == record.program
+    assert (again / "model.pt2").read_bytes() == b"package 1"
+
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.head.weight[0, 0, 0, 0] += 1e-3
+    changed = [build("weights", m=other, packages=packages)[1],
+               build("layout", flags=["fuse_bn", "compile"], packages=packages)[1],
+               build("threads", threads=1, packages=packages)[1]]  # fmt: skip
+    assert len(compiled) == 4
+    assert len({record.program, *(r.program for r in changed)}) == 4
+    assert build("eager", flags=["fuse_bn"])[1].program is None

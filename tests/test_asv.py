@@ -295,10 +295,12 @@ def test_torch_bf16_entries_are_na_where_torch_would_emulate_bf16(monkeypatch, n
         assert "bf16" not in common.resolve("test_resnet", flags)[1]
 
 
+@pytest.mark.slow
 def test_an_artifact_is_reused_until_a_file_its_build_ran_changes(tmp_path, monkeypatch):
     """A pull request that changes the gate or the CLI loads its base's compiled artifacts
-    instead of compiling them again; one that changes the model, or the benchmark's build
-    script, builds anew; another torch (environment) never shares a folder."""
+    instead of building them again; one that changes the model's source builds anew, but
+    links its base's package while the exported program is the same (a refactor, a
+    docstring) instead of compiling it; another torch (environment) never shares a folder."""
     import torch
 
     import unet_decoder
@@ -314,12 +316,13 @@ def test_an_artifact_is_reused_until_a_file_its_build_ran_changes(tmp_path, monk
     monkeypatch.setenv("ASV_ENV_NAME", "uv-pip-py3.11-torch2.14.1")
     torch.manual_seed(0)
     model, x = UNet("test_resnet").eval(), torch.randn(1, 3, 64, 64)
-    common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
+    flags = ["fuse_bn", "channels_last", "compile"]
+    common.deployed(model, "torch", flags, x, 2)
     (entry,) = common.artifact_cache().iterdir()
     (build,) = entry.glob("build-*")
     sources = json.loads((build / common.SOURCES).read_text())
     # what the build child imported, not the whole package
-    assert {"unet_decoder/model/unet.py", "unet_decoder/engines/onnxruntime.py",
+    assert {"unet_decoder/model/unet.py", "unet_decoder/artifact/build.py",
             "benchmarks/common.py"} <= set(sources)  # fmt: skip
     assert "unet_decoder/tracking/gate.py" not in sources
 
@@ -328,17 +331,25 @@ def test_an_artifact_is_reused_until_a_file_its_build_ran_changes(tmp_path, monk
     monkeypatch.setattr(common, "_build_in_child",
                         lambda *a: builds.append(a[1]) or real_build(*a))  # fmt: skip
     (package / "tracking" / "gate.py").write_text("# a gate change\n", encoding="utf-8")
-    again = common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
+    again = common.deployed(model, "torch", flags, x, 2)
     assert builds == []
-    with torch.no_grad():  # the build it loaded is this model's (fp32, BN folded: 6e-8 here)
+    with torch.no_grad():  # the build it loaded is this model's (fp32, BN folded)
         assert torch.allclose(again(x), model(x), atol=1e-4)
 
     unet = package / "model" / "unet.py"
     unet.write_text(unet.read_text(encoding="utf-8") + "# a model change\n", encoding="utf-8")
     assert common.built_by_this_code(entry) is None
-    common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
-    assert builds == ["onnxruntime"] and len(list(entry.glob("build-*"))) == 2
-    assert common.built_by_this_code(entry) not in (None, build)  # the changed model's
+    linked = common.deployed(model, "torch", flags, x, 2)
+    assert builds == ["torch"] and len(list(entry.glob("build-*"))) == 2
+    new = common.built_by_this_code(entry)
+    assert new not in (None, build)  # the changed source's build...
+    # ...holds the package compiled before, found by its program's digest in another process
+    assert (new / "model.pt2").stat().st_ino == (build / "model.pt2").stat().st_ino
+    first, second = (json.loads((b / "build.json").read_text()) for b in (build, new))
+    assert second["linked_from"] == build.name
+    assert second["build_seconds"] == first["build_seconds"]  # what building it costs
+    with torch.no_grad():
+        assert torch.allclose(linked(x), model(x), atol=1e-4)
 
     digest = common._file_digest
     script = Path(common.__file__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import FlagError
 from ..passes.optimize import check_applicable, parse_flags
 from ..passes.registry import FLAGS, Pipeline, inductor_config, min_agreement
+from .program import link_or_copy, program_digest
 from .record import KINDS, DeployRecord, environment
 
 #: Flags that only say how a torch module is called; AOTInductor takes care of both.
@@ -58,7 +59,9 @@ class _Autocast(nn.Module):
             return self.module(x).float()
 
 
-def _package_aoti(pipeline: Pipeline, path: Path) -> None:
+def _package_aoti(pipeline: Pipeline, path: Path, packages: Mapping[str, str | Path]) -> str:
+    """Export and compile into `path`, or link the package in `packages` that compiled the
+    same program (`program_digest`); return that digest."""
     from torch._inductor import aoti_compile_and_package
 
     module = pipeline.module
@@ -66,11 +69,16 @@ def _package_aoti(pipeline: Pipeline, path: Path) -> None:
         module = _Autocast(module)
     x = pipeline.example_input.contiguous(memory_format=pipeline.memory_format)
     pipeline.compile = True  # inductor_config: freezing, so convs are prepacked constants
+    options = {"freezing": True}
     with torch.no_grad(), inductor_config(pipeline):
         program = torch.export.export(module, (x,))
-        aoti_compile_and_package(
-            program, package_path=str(path), inductor_configs={"freezing": True}
-        )
+        digest = program_digest(program, options)
+        known = packages.get(digest)
+        if known is not None and Path(known).is_file():
+            link_or_copy(Path(known), path)
+        else:
+            aoti_compile_and_package(program, package_path=str(path), inductor_configs=options)
+    return digest
 
 
 def _write_engine(model: nn.Module, backend: str, flags: list[str], pipeline: Pipeline,
@@ -112,12 +120,15 @@ def build_artifact(
     threads: int | None = None,
     calibration: Sequence[torch.Tensor] | None = None,
     onnx_cache: str | Path | None = None,
+    packages: Mapping[str, str | Path] | None = None,
 ) -> DeployRecord:
     """Write `model` with `flags` applied (on `backend`) into `folder`, for `example_input`'s
     shape and `threads` intra-op threads; return its record (also written as deployed.json).
 
     `model` is not modified. int8 is calibrated on `calibration` (default: the example).
     An AOTInductor package's kernels keep the thread count they were compiled for.
+    `packages`: AOTInductor packages compiled before, by their record's `program`; a build
+    whose exported program has the same digest links that file instead of compiling again.
     """
     names = parse_flags(flags)
     check_applicable(model, names)
@@ -131,6 +142,7 @@ def build_artifact(
     try:
         pipeline = Pipeline(copy.deepcopy(model).eval(), example_input, batches)
         out = folder / KINDS[kind][0]
+        program = None
         if kind == "torch-eager":
             from safetensors.torch import save_file
 
@@ -140,7 +152,7 @@ def build_artifact(
             for name in names:
                 if name not in _CALL_FLAGS:
                     FLAGS[name].apply(pipeline)
-            _package_aoti(pipeline, out)
+            program = _package_aoti(pipeline, out, packages or {})
         else:
             _write_engine(model, backend, names, pipeline, batches, out,
                           None if onnx_cache is None else Path(onnx_cache))  # fmt: skip
@@ -161,6 +173,7 @@ def build_artifact(
         },
         environment=environment(kind),
         budget=budget_of(names),
+        program=program,
     )
     record.write(folder)
     return record

@@ -67,6 +67,7 @@ class DeployRecord:
     environment: dict[str, Any]
     budget: dict[str, float] = field(default_factory=dict)  # max_rel_error, min_agreement
     measured: dict[str, Any] = field(default_factory=dict)  # filled in by `unet-decoder tune`
+    program: str | None = None  # torch-aoti: the digest of what it compiled (`program_digest`)
     format: int = FORMAT
 
     @property
