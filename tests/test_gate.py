@@ -142,7 +142,7 @@ def _fake_asv(monkeypatch, answers: dict[str, list[tuple[int, str]]]):
         code, out = answers[sub].pop(0)
         return real.CompletedProcess(command, code, out, "")
 
-    monkeypatch.setattr("unet_decoder.tracking.gate.subprocess.run", run)
+    monkeypatch.setattr("unet_decoder.tracking.second_look.subprocess.run", run)
     return calls
 
 

@@ -3,7 +3,6 @@
 import json
 import re
 import subprocess
-import sys
 
 import pytest
 
@@ -14,6 +13,7 @@ from unet_decoder.tracking.nightly import (
     comparison_verdict,
     run_nightly,
 )
+from unet_decoder.tracking.second_look import asv_caller
 from unet_decoder.tracking.verdict import FAILED, NOTHING, PASS, REGRESSION, compared_rows
 
 from .scratch import ScratchRepo
@@ -94,10 +94,8 @@ def test_nightlies_append_only_name_a_regression_and_report_a_corrupt_file(tmp_p
     (results / f"{second.comparison.newest[:8]}-virtualenv-py3.11-renamed.json").write_text(
         json.dumps(stored)
     )
-    asv = [sys.executable, "-m", "asv", "--config", str(repo.config)]
-    unpaired = compare_newest(
-        repo.path, asv, repo.env, "ci", 1.10, results_dir=tmp_path / "results"
-    )
+    asv = asv_caller(repo.config, "ci", repo.path, repo.env)
+    unpaired = compare_newest(repo.path, asv, "ci", 1.10, results_dir=tmp_path / "results")
     assert unpaired.previous == second.comparison.previous and unpaired.compared == 0
     verdict = comparison_verdict(unpaired, 1.10, "ci")
     assert verdict.kind == NOTHING and verdict.exit_code == 3

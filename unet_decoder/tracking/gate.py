@@ -13,12 +13,10 @@ measured again, in more interleaved rounds, and the gate fails on those still sl
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .second_look import CONFIRM_HEADER, CONFIRM_ROUNDS, second_look
+from .second_look import CONFIRM_HEADER, CONFIRM_ROUNDS, asv_caller, second_look
 from .verdict import REGRESSION, Verdict, read_asv_output
 
 
@@ -64,14 +62,7 @@ def run_gate(
 ) -> GateResult:
     """`extra_args` go to every asv call; its -b selection to the first look only."""
 
-    def asv(*args: str) -> tuple[int, str]:
-        command = [sys.executable, "-m", "asv", "--config", str(config), *args]
-        if machine:
-            command += ["--machine", machine]
-        done = subprocess.run(
-            command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True
-        )
-        return done.returncode, done.stdout + done.stderr
+    asv = asv_caller(config, machine, cwd, {**os.environ, **(env or {})})
 
     # samples recorded: asv's statistical test then works on them (Mann-Whitney U), as in
     # `unet-decoder noise`, and the confirming rounds can add to them

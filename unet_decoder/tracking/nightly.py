@@ -17,12 +17,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .second_look import CONFIRM_ROUNDS, second_look
+from .second_look import CONFIRM_ROUNDS, Asv, asv_caller, second_look
 from .verdict import NOTHING, PASS, REGRESSION, Verdict, compared_rows, read_asv_output
 
 
@@ -127,7 +126,7 @@ def measured_commits(results_dir: Path, machine: str) -> set[str]:
     return {result.commit_hash for result in iter_results_for_machine(str(results_dir), machine)}
 
 
-def compare_newest(repo: Path, asv: list[str], env: dict, machine: str, factor: float, *,
+def compare_newest(repo: Path, asv: Asv, machine: str, factor: float, *,
                    results_dir: Path) -> Comparison:  # fmt: skip
     """Benchmarks slower than factor between the two newest measured commits of this machine."""
     log = _git(repo, "log", "--format=%H", "-50").stdout.split()
@@ -136,15 +135,11 @@ def compare_newest(repo: Path, asv: list[str], env: dict, machine: str, factor: 
     if len(measured) < 2:
         return Comparison()
     newest, previous = measured[0], measured[1]
-    compare = subprocess.run(
-        [*asv, "compare", "--machine", machine, "--factor", str(factor), "--split",
-         previous, newest],
-        cwd=repo, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    if compare.returncode != 0:
-        said = [ln.strip() for ln in (compare.stderr + compare.stdout).splitlines() if ln.strip()]
-        return Comparison(previous, newest, error=(said[-1:] or ["no output"])[0][:200])
-    rows = compared_rows(compare.stdout)
+    code, said = asv("compare", "--factor", str(factor), "--split", previous, newest)
+    if code != 0:
+        lines = [ln.strip() for ln in said.splitlines() if ln.strip()]
+        return Comparison(previous, newest, error=(lines[-1:] or ["no output"])[0][:200])
+    rows = compared_rows(said)
     slower = [(name, f"{ratio:.2f}") for mark, ratio, name in rows if mark == "+"]
     return Comparison(previous, newest, len(rows), slower)
 
@@ -201,7 +196,7 @@ def run_nightly(
         results_dir = config.parent / results_dir
     worktree = repo / ".asv" / "nightly-results"
     env = {**os.environ, **(env or {})}
-    asv = [sys.executable, "-m", "asv", "--config", str(config)]
+    asv = asv_caller(config, machine, repo, env)
 
     _results_worktree(repo, branch, worktree)
     stored = worktree / "results"
@@ -212,18 +207,14 @@ def run_nightly(
     check_results(results_dir)
 
     # samples recorded: asv's comparison tests them, and a second look adds to them
-    run = subprocess.run(
-        [*asv, "run", commits, "--machine", machine, "--skip-existing-successful",
-         "--record-samples", *(extra_args or [])],
-        cwd=repo, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    output = run.stdout + run.stderr
-    nothing_new = run.returncode == 1 and "No commit hashes selected" in output
-    report = NightlyReport(asv_returncode=0 if nothing_new else run.returncode)
+    code, output = asv("run", commits, "--skip-existing-successful", "--record-samples",
+                       *(extra_args or []))  # fmt: skip
+    nothing_new = code == 1 and "No commit hashes selected" in output
+    report = NightlyReport(asv_returncode=0 if nothing_new else code)
     if nothing_new:  # a quiet night: asv exits 1 when NEW is empty
         report.verdict = Verdict(PASS, "no new commit to measure")
     else:
-        report.verdict = read_asv_output(run.returncode, output)
+        report.verdict = read_asv_output(code, output)
         if report.verdict.kind == NOTHING:  # store nothing: there is nothing to store
             return report
     check_results(results_dir)
@@ -234,16 +225,10 @@ def run_nightly(
     report.committed = bool(report.added or report.updated)
     if nothing_new:  # yesterday's comparison stands: reporting it again each quiet night is noise
         return report
-    report.comparison = compare_newest(repo, asv, env, machine, factor, results_dir=results_dir)
+    report.comparison = compare_newest(repo, asv, machine, factor, results_dir=results_dir)
     verdict = comparison_verdict(report.comparison, factor, machine)
     if verdict is not None and verdict.kind == REGRESSION and confirm_rounds > 0:
-
-        def asv_here(*args: str) -> tuple[int, str]:
-            done = subprocess.run([*asv, *args, "--machine", machine], cwd=repo, env=env,
-                                  capture_output=True, text=True)  # fmt: skip
-            return done.returncode, done.stdout + done.stderr
-
-        report.comparison, verdict = _look_again(asv_here, report.comparison, verdict, factor,
+        report.comparison, verdict = _look_again(asv, report.comparison, verdict, factor,
                                                  confirm_rounds, extra_args or [])  # fmt: skip
         check_results(results_dir)
         _, updated = _store(results_dir, stored, worktree, f"nightly: {machine}, second look")

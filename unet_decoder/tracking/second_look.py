@@ -11,7 +11,10 @@ looks the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from .selections import exact_entries
 from .verdict import PASS, REGRESSION, Verdict, compared_rows, read_asv_output
@@ -23,6 +26,22 @@ CONFIRM_HEADER = "== unet-decoder: measuring the flagged benchmarks again =="
 #: Runs `asv <args>` (with the caller's config, machine, directory and environment) and
 #: returns its exit code and output.
 Asv = Callable[..., tuple[int, str]]
+
+
+def asv_caller(config: str | Path, machine: str | None, cwd: str | Path | None,
+               env: Mapping[str, str] | None) -> Asv:  # fmt: skip
+    """`asv --config CONFIG <args> --machine MACHINE`, run in `cwd` with `env` (None: this
+    process's), as the gate and the nightly call it every time."""
+
+    def asv(*args: str) -> tuple[int, str]:
+        command = [sys.executable, "-m", "asv", "--config", str(config), *args]
+        if machine:
+            command += ["--machine", machine]
+        done = subprocess.run(command, cwd=cwd, env=None if env is None else dict(env),
+                              capture_output=True, text=True)  # fmt: skip
+        return done.returncode, done.stdout + done.stderr
+
+    return asv
 
 
 def second_look(
