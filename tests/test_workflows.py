@@ -48,3 +48,21 @@ def test_gate_and_nightly_keep_the_trained_weights_between_runs(name, job, monke
     cached = [step["with"]["path"] for step in steps
               if step.get("uses", "").startswith("actions/cache@")]  # fmt: skip
     assert weights in cached
+
+
+def test_the_gate_keeps_its_compiled_artifacts_between_pushes(tmp_path, monkeypatch):
+    """A second push to a pull request restores what the first one built (the base's
+    artifacts at least): the cached folder is the one the benchmarks build into."""
+    from benchmarks import common
+
+    monkeypatch.delenv("UNET_BENCH_ARTIFACT_CACHE", raising=False)
+    monkeypatch.setenv("ASV_CONF_DIR", str(tmp_path))
+    monkeypatch.setenv("ASV_ENV_NAME", "uv-pip-py3.11-torch2.14.1")
+    built_into = common.artifact_cache().parent.relative_to(tmp_path).as_posix()
+    steps = yaml.safe_load((WORKFLOWS[0].parent / "pr-gate.yml").read_text())["jobs"]["gate"]
+    cached = [step["with"] for step in steps["steps"]
+              if step.get("uses", "").startswith("actions/cache@")]  # fmt: skip
+    (artifacts,) = [c for c in cached if c["path"] == built_into]
+    # saved per base and head; any earlier one is restored, and a build is reused only where
+    # its sources (or its program) match
+    assert "pull_request.base.sha" in artifacts["key"] and artifacts["restore-keys"]
