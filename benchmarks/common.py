@@ -384,7 +384,7 @@ def weights_digest(module: torch.nn.Module) -> str:
 #: earlier build (the same exported program, `compiled_packages`) keeps that build's time: the
 #: metric is what building the artifact costs, not what finding it cost.
 _BUILD = """\
-import inspect, json, sys, time, torch
+import inspect, json, os, sys, time, torch
 from unet_decoder import UNet
 from unet_decoder.artifact import build_artifact
 a = json.loads(sys.argv[1])
@@ -407,7 +407,14 @@ record = build_artifact(m.eval(), a["names"], saved["x"], a["folder"], backend=a
 seconds = time.perf_counter() - start
 build = {"build_seconds": seconds}
 earlier = known.get(getattr(record, "program", None))
-if earlier is not None:
+# linked, not compiled: the very file (a package removed meanwhile is compiled again; a copy,
+# on a file system without hard links, counts as a build)
+try:
+    linked = earlier is not None and os.path.samefile(earlier["package"],
+                                                      a["folder"] + "/" + record.file)
+except OSError:
+    linked = False
+if linked:
     build = {"build_seconds": earlier["build_seconds"] or seconds, "linked_from": earlier["build"],
              "link_seconds": seconds}
 with open(a["folder"] + "/build.json", "w") as f:
