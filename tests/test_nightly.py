@@ -39,6 +39,8 @@ def _result_files(files: dict[str, str]) -> set[str]:
 
 @pytest.mark.slow
 def test_nightlies_append_only_name_a_regression_and_report_a_corrupt_file(tmp_path, asv_env_dir):
+    """Also the proof that asv builds each commit and measures its own code: the commit
+    that widens the decoder is flagged from its own build's parameter count."""
     repo = ScratchRepo(tmp_path, asv_env_dir)
     first = run_nightly(repo.path, config=repo.config, machine="ci", commits="HEAD^!",
                         extra_args=FAST, env=repo.env)  # fmt: skip
