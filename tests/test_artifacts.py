@@ -140,6 +140,7 @@ def test_a_compiled_package_is_reused_only_for_the_same_program(tmp_path, monkey
     thread count are another program and compile. The compiler is faked: this is about what
     the key tells apart, the real reuse runs in test_asv."""
     import torch._inductor
+    import torch._inductor.config
 
     compiled = []
 
@@ -162,6 +163,10 @@ def test_a_compiled_package_is_reused_only_for_the_same_program(tmp_path, monkey
     again, same = build("again", m=copy.deepcopy(model), packages=packages)
     assert len(compiled) == 1 and same.program == record.program
     assert (again / "model.pt2").read_bytes() == b"package 1"
+    # what a real compile leaves in inductor's config: a process that compiled before (tune,
+    # these tests) digests as a fresh build child does
+    monkeypatch.setattr(torch._inductor.config.aot_inductor, "metadata", {"AOTI_CPU_ISA": "AVX2"})
+    assert build("after a compile", packages=packages)[1].program == record.program
 
     other = copy.deepcopy(model)
     with torch.no_grad():

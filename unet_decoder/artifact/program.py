@@ -70,8 +70,12 @@ def program_digest(program: torch.export.ExportedProgram, options: Mapping[str, 
     for name, tensor in sorted({**program.state_dict, **program.constants}.items()):
         _tensor_bytes(digest, name, tensor)
     save = getattr(inductor, "save_config_portable", inductor.get_config_copy)
+    config = save()
+    # filled in by AOTInductor's first compile in a process (the CPU's ISA, the platform: the
+    # settings below name them), so a process that compiled before would digest differently
+    config.pop("aot_inductor.metadata", None)
     settings = {
-        "inductor": save(),
+        "inductor": config,
         "options": dict(options),
         "threads": torch.get_num_threads(),
         "cpu": [cpu_name(), torch.backends.cpu.get_cpu_capability(), cpu_flags()],
