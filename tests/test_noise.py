@@ -72,9 +72,12 @@ def test_noise_measures_a_gate_trial_and_catches_a_slowdown(tmp_path, monkeypatc
     subprocess.run([sys.executable, "-m", "asv", "--config", str(config), "machine", "--yes",
                     "--machine", "ci"], check=True, capture_output=True)  # fmt: skip
     out = tmp_path / "noise.json"
-    # one round: the order of rounds is checked above; here asv must really measure each side
+    # one round: the order of rounds is checked above; here asv must really measure each side.
+    # No confirming round (two more asv runs, ~40 s of CI): which entries it measures again and
+    # how it judges them is checked above, and real asv measuring an entry by its exact-name
+    # regex, as the second look does, runs in the gate's slow test.
     argv = ["noise", "-b", ENTRY, "--runs", "1", "--rounds", "1", "--inject", "1.0",
-            "--confirm-rounds", "1",
+            "--confirm-rounds", "0",
             "--machine", "ci", "--config", str(config), "--json", str(out)]  # fmt: skip
     assert main(argv) == 0
     report = json.loads(out.read_text())
@@ -84,8 +87,6 @@ def test_noise_measures_a_gate_trial_and_catches_a_slowdown(tmp_path, monkeypatc
     assert set(report["false_positives"]) >= {"1.1", "1.5"}
     # every forward twice as slow: asv's comparison at 1.10 must flag the injected side
     assert report["injected_pairs"] == 1 and report["caught"] == 1, report
-    # and, measured again as the gate does (asv's -b on the entry's own name), still caught
-    assert report["confirmed_caught"] == 1, report
     printed = capsys.readouterr().out
     assert "false positives at factor 1.10" in printed and "injected 100% slowdown" in printed
 
