@@ -11,7 +11,7 @@ wrong reuse:
   of every value it produces (memory format included), its signature and calling spec;
 - every weight, buffer and constant, byte for byte (calibrated int8 scales included);
 - inductor's whole configuration as patched for this build, and the options of the call;
-- the thread count, this CPU and its extensions, Python and torch;
+- the thread count, this CPU and its extensions, the OS and architecture, Python and torch;
 - the module that turns a program into a package (`build.py`) and this one.
 
 Source files are not in it; that is the point.
@@ -79,6 +79,7 @@ def program_digest(program: torch.export.ExportedProgram, options: Mapping[str, 
         "options": dict(options),
         "threads": torch.get_num_threads(),
         "cpu": [cpu_name(), torch.backends.cpu.get_cpu_capability(), cpu_flags()],
+        "platform": [platform.system(), platform.machine()],
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
