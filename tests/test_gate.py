@@ -14,6 +14,7 @@ from asv.util import load_json
 
 from unet_decoder.cli import main
 from unet_decoder.tracking.gate import run_gate
+from unet_decoder.tracking.second_look import added_by_process, stored_results
 from unet_decoder.tracking.verdict import FAILED, NOTHING, PASS, REGRESSION, read_asv_output
 
 from .scratch import ROOT, ScratchRepo
@@ -130,48 +131,69 @@ SLOWER = TABLE.replace("| !  ", "|    ").replace("failed   ", "12.0±0.1ms")
 UNCHANGED = SLOWER.replace("| +        |", "|          |").replace("40.0±1ms", "10.5±1ms ")
 
 
-def _fake_asv(monkeypatch, answers: dict[str, list[tuple[int, str]]]):
-    """asv as the gate calls it, answering each subcommand from `answers` in turn."""
+ENV_ENTRY = f"{ENTRY_NAME} [m/uv-pip-py3.11-torch2.14.1]"
+
+
+def _fake_asv(monkeypatch, answers: dict[str, list[tuple[int, str]]],
+              processes: dict[str, list[float]] | None = None):  # fmt: skip
+    """asv as the gate calls it, answering each subcommand from `answers` in turn; each
+    `asv run` of a commit stores one more process's samples (its value in `processes`) after
+    the first look's, as `--append-samples` does."""
     import subprocess as real
 
-    calls = []
+    calls, runs = [], {"main": 0, "HEAD": 0}
 
     def run(command, **kwargs):
         sub = command[command.index("--config") + 2]
         calls.append(command[command.index("--config") + 2 :])
+        if sub == "run":
+            runs[next(a for a in command if a.endswith("^!")).removesuffix("^!")] += 1
         code, out = answers[sub].pop(0)
         return real.CompletedProcess(command, code, out, "")
 
+    def stored(commit):
+        first_look = {"main": [0.0160] * 40, "HEAD": [0.0190] * 40}[commit]  # x1.19: flagged
+        added = [v * f for v in (processes or {}).get(commit, [])[: runs[commit]]
+                 for f in (0.99, 1.0, 1.0, 1.01)]  # fmt: skip
+        return {ENV_ENTRY: first_look + added, "other.entry [m/uv-pip-py3.11-torch2.14.1]": [1.0]}
+
     monkeypatch.setattr("unet_decoder.tracking.second_look.subprocess.run", run)
+    monkeypatch.setattr("unet_decoder.tracking.gate.stored_results", lambda config, cwd: stored)
     return calls
 
 
 def test_a_slowdown_seen_once_is_measured_again_and_fails_only_if_it_stays(monkeypatch):
     """One slow minute on a shared machine must not fail a pull request: the flagged entry is
-    measured again in interleaved rounds, samples joined, and judged by asv's rule again."""
+    measured again in interleaved rounds, each process one value, and it fails only if the
+    median of the head's processes is slower than the base's by the factor."""
     measured = (0, "· Running 2 total benchmarks (2 commits * 1 environments * 1 benchmarks)")
     first_look = (1, SLOWER + "\nPERFORMANCE DECREASED.\n")
-    answers = {"continuous": [first_look], "run": [measured] * 4, "compare": [(0, UNCHANGED)]}
-    calls = _fake_asv(monkeypatch, answers)
+    # what a real gate saw on one package linked into both sides (seconds per forward): one
+    # head process ran all its samples at 26 ms; pooled with the first look's samples, the
+    # head was "x1.16 slower, confirmed"
+    odd_process = {"main": [0.0162, 0.0156, 0.0165], "HEAD": [0.0170, 0.0266, 0.0171]}
+    answers = {"continuous": [first_look], "run": [measured] * 6}
+    calls = _fake_asv(monkeypatch, answers, odd_process)
     passed = run_gate("main", "HEAD", machine="m", extra_args=["-b", "pr", "-E", "uv"])
-    assert passed.passed and passed.exit_code == 0
+    assert passed.passed and passed.exit_code == 0, passed.verdict.message
     assert "not confirmed" in passed.verdict.message and ENTRY_NAME in passed.verdict.message
+    assert "| 1.06 | 0.0162, 0.0156, 0.0165 | 0.017, 0.0266, 0.0171 |" in passed.output
     assert "--record-samples" in calls[0]  # the samples asv's test and the second look use
     runs = [c for c in calls if c[0] == "run"]
     # only the flagged entry, one round a call, head and base interleaved as asv does
     commits = [a for c in runs for a in c if a.endswith("^!")]
-    assert commits == ["HEAD^!", "main^!", "main^!", "HEAD^!"]
+    assert commits == ["HEAD^!", "main^!", "main^!", "HEAD^!", "HEAD^!", "main^!"]
     for c in runs:
         assert c[c.index("-b") + 1] == f"^{re.escape(ENTRY_NAME)}$"
         assert "--append-samples" in c and "rounds=1" in c and "-E" in c and "pr" not in c
         assert c[c.index("--machine") + 1] == "m"
 
-    _fake_asv(monkeypatch, {"continuous": [first_look], "run": [measured] * 4,
-                            "compare": [(0, SLOWER)]})  # fmt: skip
+    slower = {"main": [0.0160, 0.0158, 0.0162], "HEAD": [0.0200, 0.0204, 0.0199]}
+    _fake_asv(monkeypatch, {"continuous": [first_look], "run": [measured] * 6}, slower)
     failed = run_gate("main", "HEAD")
     assert failed.verdict.kind == REGRESSION and failed.exit_code == 1
-    assert failed.verdict.regressions == [(ENTRY_NAME, "4.00")]
-    assert "confirmed by 2 more interleaved round(s)" in failed.verdict.message
+    assert failed.verdict.regressions == [(ENV_ENTRY, "1.25")]
+    assert "confirmed by 3 more interleaved round(s)" in failed.verdict.message
 
     # a failure while confirming is a failure, never a pass
     broke = (2, "[ 50.00%] ··· forward.Forward.time_forward              1/1 failed\n")
@@ -180,3 +202,31 @@ def test_a_slowdown_seen_once_is_measured_again_and_fails_only_if_it_stays(monke
 
     _fake_asv(monkeypatch, {"continuous": [first_look]})  # --confirm-rounds 0: first look only
     assert run_gate("main", "HEAD", confirm_rounds=0).verdict.kind == REGRESSION
+
+
+def test_the_second_look_reads_each_process_from_asvs_stored_results(tmp_path):
+    """The stored samples of a commit, by entry and environment; a process's value is the
+    median of what it appended (track_ benchmarks store no samples: their value)."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@x",
+                    "commit", "-q", "--allow-empty", "-m", "one"], check=True)  # fmt: skip
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                            text=True, check=True).stdout.strip()  # fmt: skip
+    (repo / "asv.conf.json").write_text(json.dumps({"repo": ".", "results_dir": "out"}))
+    (repo / "out" / "m").mkdir(parents=True)
+    columns = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a",
+               "stats_ci_99_b", "stats_q_25", "stats_q_75", "stats_number", "stats_repeat",
+               "samples", "profile"]  # fmt: skip
+    timed = [[0.01, None], [["'a'", "'b'"]], "v", 0, 0, *[[None] * 2] * 6,
+             [[0.011, 0.009, 0.012], None]]  # fmt: skip
+    results = {"forward.Forward.time_forward": timed, "model.Model.track_params": [3.0]}
+    (repo / "out" / "m" / f"{commit[:8]}-env.json").write_text(json.dumps(
+        {"commit_hash": commit, "env_name": "env", "result_columns": columns,
+         "results": results}))  # fmt: skip
+    stored = stored_results(repo / "asv.conf.json")("HEAD")
+    assert stored == {"forward.Forward.time_forward('a') [m/env]": [0.011, 0.009, 0.012],
+                      "model.Model.track_params [m/env]": [3.0]}  # fmt: skip
+    assert stored_results(repo / "asv.conf.json")("no-such-ref") == {}
+    assert added_by_process([0.011, 0.009], [0.011, 0.009, 0.020, 0.030, 0.025]) == 0.025
+    assert added_by_process([3.0], [4.0]) == 4.0 and added_by_process(None, [1.0, 3.0]) == 2.0

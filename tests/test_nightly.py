@@ -127,53 +127,56 @@ def test_an_asv_comparison_counts_only_rows_with_both_sides():
 
 
 NAME = "forward.Forward.time_forward('test_resnet', 'none')"
-COMPARED = """
-| Change | Before [aaaa1111] | After [bbbb2222] | Ratio | Benchmark (Parameter) |
-|--------|-------------------|------------------|-------|-----------------------|
-| {mark}      | 10.0±0.1ms        | {after}        | {ratio}  | {name} |
-"""
 
 
 def test_a_night_reports_only_the_slowdowns_a_second_look_confirms():
     """One slow minute must not mark a night red: the flagged benchmarks are measured again
-    on both commits, interleaved, samples joined, and only those still slower are kept."""
+    on both commits, interleaved, samples joined, each process judged as one value, and only
+    those still slower are kept."""
     from unet_decoder.tracking.nightly import Comparison, _look_again
 
+    previous, newest = "a" * 40, "b" * 40
     calls = []
 
-    def fake_asv(compare_says: str, run=(0, "· Running 1 total benchmarks")):
-        answers = {"run": [run] * 2, "compare": [(0, compare_says)]}
+    def fake_asv(processes: dict[str, list[float]], run=(0, "· Running 1 total benchmarks")):
+        """asv, and its stored results: each run of a commit adds one process's samples."""
+        answers, done = {"run": [run] * 4}, {previous: 0, newest: 0}
 
         def asv(*args):
             calls.append(args)
+            done[args[-1].removesuffix("^!")] += 1
             return answers[args[0]].pop(0)
 
-        return asv
+        def stored(commit):
+            added = [v for v in processes[commit][: done[commit]] for _ in range(3)]
+            return {f"{NAME} [ci/uv-pip]": [0.010] * 20 + added}
 
-    previous, newest = "a" * 40, "b" * 40
+        return asv, stored
+
     comparison = Comparison(previous, newest, compared=3, regressions=[(NAME, "1.30")])
     first = comparison_verdict(comparison, 1.10, "ci")
     assert first.kind == REGRESSION and first.regressions == [(NAME, "1.30")]
-    unchanged = COMPARED.format(mark=" ", after="10.2±0.1ms", ratio="~1.02", name=NAME)
-    cleared, verdict = _look_again(fake_asv(unchanged), comparison, first, 1.10, 1,
+    unchanged = {previous: [0.0100, 0.0101], newest: [0.0102, 0.0100]}
+    cleared, verdict = _look_again(*fake_asv(unchanged), comparison, first, 1.10, 2,
                                    ["-b", "all", "-E", "uv", "--quick"])  # fmt: skip
     assert verdict.kind == PASS and cleared.regressions == []
     assert "not confirmed" in verdict.message and "aaaaaaaa..bbbbbbbb" in verdict.message
     runs = [c for c in calls if c[0] == "run"]
     # only the flagged entry, newest then previous, its samples joined to the stored ones
-    assert [c[-1] for c in runs] == [f"{newest}^!", f"{previous}^!"]
+    assert [c[-1] for c in runs] == [f"{newest}^!", f"{previous}^!", f"{previous}^!",
+                                     f"{newest}^!"]  # fmt: skip
     for c in runs:
         assert c[c.index("-b") + 1] == f"^{re.escape(NAME)}$" and "all" not in c
         assert "--append-samples" in c and "-E" in c and "--quick" in c
-    assert calls[-1][:2] == ("compare", "--factor") and calls[-1][-2:] == (previous, newest)
 
-    slower = COMPARED.format(mark="+", after="13.1±0.1ms", ratio=" 1.31", name=NAME)
-    kept, verdict = _look_again(fake_asv(slower), comparison, first, 1.10, 1, [])
+    slower = {previous: [0.0100, 0.0101], newest: [0.0131, 0.0130]}
+    kept, verdict = _look_again(*fake_asv(slower), comparison, first, 1.10, 2, [])
     assert verdict.kind == REGRESSION and verdict.exit_code == 1
-    assert kept.regressions == [(NAME, "1.31")] and "confirmed by 1 more" in verdict.message
+    assert kept.regressions == [(f"{NAME} [ci/uv-pip]", "1.30")]
+    assert "confirmed by 2 more" in verdict.message
 
     broke = (2, f"[ 50.00%] ··· {NAME.split('(')[0]}              1/1 failed\n")
-    _, verdict = _look_again(fake_asv(slower, run=broke), comparison, first, 1.10, 1, [])
+    _, verdict = _look_again(*fake_asv(slower, run=broke), comparison, first, 1.10, 1, [])
     assert verdict.kind == FAILED  # a failure while looking again is never a pass
 
 

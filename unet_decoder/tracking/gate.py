@@ -7,7 +7,8 @@ a benchmark failed (then printing no comparison at all). `verdict.read_asv_outpu
 apart; none of them passes a pull request.
 
 A slowdown is confirmed before it fails the gate (`second_look`): only the flagged entries are
-measured again, in more interleaved rounds, and the gate fails on those still slower.
+measured again, in more interleaved rounds, and the gate fails on those whose head processes'
+median is still slower than the base processes' median.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .second_look import CONFIRM_HEADER, CONFIRM_ROUNDS, asv_caller, second_look
+from .second_look import CONFIRM_HEADER, CONFIRM_ROUNDS, asv_caller, second_look, stored_results
 from .verdict import REGRESSION, Verdict, read_asv_output
 
 
@@ -72,7 +73,8 @@ def run_gate(
     if verdict.kind != REGRESSION or confirm_rounds < 1:
         return GateResult(verdict, continuous, output)
 
-    verdict, log = second_look(asv, base, head, verdict.regressions, rounds=confirm_rounds,
+    stored = stored_results(config, cwd)
+    verdict, log = second_look(asv, stored, base, head, verdict.regressions, rounds=confirm_rounds,
                                factor=factor, extra_args=extra_args or [])  # fmt: skip
     return GateResult(verdict, continuous, "\n".join([output, *log]))
 

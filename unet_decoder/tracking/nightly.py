@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .second_look import CONFIRM_ROUNDS, Asv, asv_caller, second_look
+from .second_look import CONFIRM_ROUNDS, Asv, Stored, asv_caller, second_look, stored_results
 from .verdict import NOTHING, PASS, REGRESSION, Verdict, compared_rows, read_asv_output
 
 
@@ -228,7 +228,8 @@ def run_nightly(
     report.comparison = compare_newest(repo, asv, machine, factor, results_dir=results_dir)
     verdict = comparison_verdict(report.comparison, factor, machine)
     if verdict is not None and verdict.kind == REGRESSION and confirm_rounds > 0:
-        report.comparison, verdict = _look_again(asv, report.comparison, verdict, factor,
+        report.comparison, verdict = _look_again(asv, stored_results(config, repo),
+                                                 report.comparison, verdict, factor,
                                                  confirm_rounds, extra_args or [])  # fmt: skip
         check_results(results_dir)
         _, updated = _store(results_dir, stored, worktree, f"nightly: {machine}, second look")
@@ -242,12 +243,13 @@ def run_nightly(
     return report
 
 
-def _look_again(asv, comparison: Comparison, first: Verdict, factor: float, rounds: int,
+def _look_again(asv: Asv, stored: Stored, comparison: Comparison, first: Verdict,
+                factor: float, rounds: int,
                 extra_args: list[str]) -> tuple[Comparison, Verdict]:  # fmt: skip
     """The comparison and verdict after measuring the flagged benchmarks again on both
     commits: only the slowdowns that stay are kept."""
     previous, newest = comparison.previous, comparison.newest
-    looked, _ = second_look(asv, previous, newest, first.regressions, rounds=rounds,
+    looked, _ = second_look(asv, stored, previous, newest, first.regressions, rounds=rounds,
                             factor=factor, extra_args=extra_args)  # fmt: skip
     confirmed = looked.regressions if looked.kind == REGRESSION else []
     message = f"{previous[:8]}..{newest[:8]}: {looked.message}"

@@ -13,8 +13,8 @@ UNET_BENCH_INJECT_SLOWDOWN): the slowdowns the gate would catch. It takes a new 
 every round (first, between, last), so that no side always runs right after it. The
 recommended factor is the smallest candidate with no false positive at first look. As the gate
 does, the entries flagged at `factor` are then measured again in `confirm_rounds` more
-interleaved rounds, their samples appended, and judged again: false positives and catches are
-reported for both looks.
+interleaved rounds, one process per side and round, and judged again by the median of each
+side's processes (`second_look`): false positives and catches are reported for both looks.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .second_look import CONFIRM_ROUNDS
+from .second_look import CONFIRM_ROUNDS, added_by_process, ratio_of_processes
 from .selections import exact_entries
 from .verdict import read_asv_output
 
@@ -173,31 +173,33 @@ def measure_noise(
             progress(f"trial {t + 1}/{runs}, {label}: {side}")
             _asv_round(base, Path(tmp) / f"{t}-{side}", selection, machine, sides[side], head)
 
-        def load(t: int) -> dict:
-            return {side: _load(Path(tmp) / f"{t}-{side}" / "results", machine) for side in sides}
+        def load(t: int, only: tuple[str, ...] = tuple(sides)) -> dict:
+            return {side: _load(Path(tmp) / f"{t}-{side}" / "results", machine) for side in only}
 
         for t in range(runs):
             for r in range(rounds):
                 for side in round_order(r, with_slowed=bool(inject)):
                     measure(t, side, regex, f"round {r + 1}/{rounds}")
             trials.append(load(t))
-            # the gate's second look: only what the first flagged, more rounds, samples joined
+            # the gate's second look: only what the first flagged, more rounds, each process
+            # one value, judged by the median of each side's processes
             flagged = _flagged(trials[-1], factor)
             if not (confirm_rounds and flagged["base"]):
                 confirmed.append(flagged)
                 continue
+            values: dict[str, dict[str, list[float]]] = {side: {} for side in flagged}
             for r in range(confirm_rounds):
                 for side in round_order(rounds + r, with_slowed=bool(inject)):
                     if flagged[side]:
-                        measure(
-                            t,
-                            side,
-                            exact_entries(flagged[side]),
-                            f"confirming round {r + 1}/{confirm_rounds}",
-                        )
-            again = load(t)
-            confirmed.append({side: {n for n in entries if _slower(again["base"][n],
-                                                                   again[side][n], factor)}
+                        before = load(t, (side,))[side]
+                        label = f"confirming round {r + 1}/{confirm_rounds}"
+                        measure(t, side, exact_entries(flagged[side]), label)
+                        for name, value in _process_values(before, load(t, (side,))[side]):
+                            if name in flagged[side]:
+                                values[side].setdefault(name, []).append(value)
+            confirmed.append({side: {n for n in entries if n in values["base"] and n in values[side]
+                                     and ratio_of_processes(values["base"][n], values[side][n])
+                                     > factor}
                               for side, entries in flagged.items()})  # fmt: skip
     names = sorted(set.intersection(*(set(m) for t in trials for m in (t["base"], t["head"]))))
     if not names:
@@ -218,6 +220,16 @@ def measure_noise(
         report.confirmed_caught = sum(len(c.get("slowed", set()) & set(timed)) for c in confirmed)
     report.confirmed_false_positives = sum(len(c["head"] & set(names)) for c in confirmed)
     return report
+
+
+def _process_values(before: dict, after: dict) -> list[tuple[str, float]]:
+    """(entry, what the one process between two loads of a side's results measured)."""
+    found = []
+    for name, (value, _, samples) in after.items():
+        prior = before.get(name)
+        earlier = (prior[2] or [prior[0]]) if prior else None
+        found.append((name, added_by_process(earlier, samples or [value])))
+    return found
 
 
 def _flagged(trial: dict, factor: float) -> dict[str, set[str]]:
