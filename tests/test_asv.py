@@ -36,7 +36,8 @@ def test_matrix_pairs_each_torch_with_its_torchvision():
         assert {"torch", "torchvision", "timm", "torchao", "numpy", "safetensors", "rich"} <= {
             name for kind, name in env if kind == "req"
         }
-    assert all("--no-deps" in c for c in conf.build_command + conf.install_command)
+    assert all("--no-deps" in c for c in conf.install_command)
+    assert all(c.startswith("uv build") for c in conf.build_command)  # our wheel alone
 
 
 def test_each_matrix_environment_installs_exactly_its_pins_with_uv(tmp_path):
@@ -57,6 +58,9 @@ def test_each_matrix_environment_installs_exactly_its_pins_with_uv(tmp_path):
         assert f"torch=={env._requirements['torch']}" in specs
         assert len(specs) == len(conf.matrix["req"]) and all("==" in s for s in specs)
     assert requirement_specs({"pip+build": "", "numpy": ">=2,<3"}) == ["build", "numpy>=2,<3"]
+    # the config's build and install commands run the uv on PATH, which the environments lack
+    for env in envs:
+        assert env.find_executable("uv") == shutil.which("uv")
 
 
 def _asv_config(tmp_path: Path) -> Path:
