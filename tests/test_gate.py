@@ -14,7 +14,11 @@ from asv.util import load_json
 
 from unet_decoder.cli import main
 from unet_decoder.tracking.gate import run_gate
-from unet_decoder.tracking.second_look import added_by_process, stored_results
+from unet_decoder.tracking.second_look import (
+    added_by_process,
+    ratio_of_processes,
+    stored_results,
+)
 from unet_decoder.tracking.verdict import FAILED, NOTHING, PASS, REGRESSION, read_asv_output
 
 from .scratch import ROOT, ScratchRepo
@@ -224,9 +228,12 @@ def test_the_second_look_reads_each_process_from_asvs_stored_results(tmp_path):
     (repo / "out" / "m" / f"{commit[:8]}-env.json").write_text(json.dumps(
         {"commit_hash": commit, "env_name": "env", "result_columns": columns,
          "results": results}))  # fmt: skip
+    (repo / "out" / "m" / f"{commit[:8]}-killed.json").write_text('{"commit_hash": "')
     stored = stored_results(repo / "asv.conf.json")("HEAD")
     assert stored == {"forward.Forward.time_forward('a') [m/env]": [0.011, 0.009, 0.012],
                       "model.Model.track_params [m/env]": [3.0]}  # fmt: skip
     assert stored_results(repo / "asv.conf.json")("no-such-ref") == {}
     assert added_by_process([0.011, 0.009], [0.011, 0.009, 0.020, 0.030, 0.025]) == 0.025
     assert added_by_process([3.0], [4.0]) == 4.0 and added_by_process(None, [1.0, 3.0]) == 2.0
+    assert ratio_of_processes([1.0, 9.0, 1.2], [1.1, 1.3, 30.0]) == pytest.approx(1.3 / 1.2)
+    assert ratio_of_processes([0.0], [2.0]) == float("inf")
