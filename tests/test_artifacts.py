@@ -166,8 +166,12 @@ def test_a_compiled_package_is_reused_only_for_the_same_program(tmp_path, monkey
     assert (again / "model.pt2").read_bytes() == b"package 1"
     # what a real compile leaves in inductor's config: a process that compiled before (tune,
     # these tests) digests as a fresh build child does
-    monkeypatch.setattr(torch._inductor.config.aot_inductor, "metadata", {"AOTI_CPU_ISA": "AVX2"})
-    assert build("after a compile", packages=packages)[1].program == record.program
+    # (inductor's own patch: monkeypatch's undo deletes a config key it did not see set, and
+    # every later AOTInductor compile of the session then fails)
+    before = dict(torch._inductor.config.aot_inductor.metadata)
+    with torch._inductor.config.patch({"aot_inductor.metadata": {"AOTI_CPU_ISA": "AVX2"}}):
+        assert build("after a compile", packages=packages)[1].program == record.program
+    assert torch._inductor.config.aot_inductor.metadata == before
 
     other = copy.deepcopy(model)
     with torch.no_grad():
