@@ -15,6 +15,7 @@ the nightly job both look twice; `unet-decoder noise` measures both looks the sa
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -69,14 +70,18 @@ def stored_results(config: str | Path, cwd: str | Path | None = None) -> Stored:
     folder = config.parent / conf.get("results_dir", "results")
     repo = config.parent / conf.get("repo", ".") if cwd is None else Path(cwd)
 
-    def read(commit: str) -> dict[str, list[float]]:
+    @functools.cache
+    def resolve(commit: str) -> str | None:
         ref = f"{commit}^{{commit}}"
         found = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", ref],
                                capture_output=True, text=True)  # fmt: skip
-        full = found.stdout.strip()
+        return found.stdout.strip() if found.returncode == 0 else None
+
+    def read(commit: str) -> dict[str, list[float]]:
+        full = resolve(commit)
         stored = {}
-        prefix = full[: conf.get("hash_length", 8)]
-        for path in folder.glob(f"*/{prefix}-*.json") if found.returncode == 0 else []:
+        prefix = (full or "")[: conf.get("hash_length", 8)]
+        for path in folder.glob(f"*/{prefix}-*.json") if full else []:
             try:
                 data = json.loads(path.read_text())
             except (OSError, ValueError):  # unread: its entries stay flagged, never cleared
@@ -147,9 +152,10 @@ def second_look(
     others = _without_selection(extra_args)
     log = [CONFIRM_HEADER]
     observed: dict[str, dict[str, list[float]]] = {}
+    latest: dict[str, dict[str, list[float]]] = {}  # per commit, as its last call left it
     for r in range(rounds):
         for commit in (head, base) if r % 2 == 0 else (base, head):
-            before = stored(commit)
+            before = latest[commit] if commit in latest else stored(commit)
             code, said = asv("run", "--append-samples", "--show-stderr", "-a", "rounds=1",
                              *others, "-b", selection, f"{commit}^!")  # fmt: skip
             log.append(said)
@@ -157,7 +163,8 @@ def second_look(
             if not measured.passed:  # a failure or nothing measured stays what it is
                 return measured, log
             side = "head" if commit == head else "base"
-            for name, samples in stored(commit).items():
+            latest[commit] = stored(commit)
+            for name, samples in latest[commit].items():
                 if _matches(name, at_first):
                     value = added_by_process(before.get(name), samples)
                     observed.setdefault(name, {"base": [], "head": []})[side].append(value)
