@@ -139,10 +139,12 @@ ENV_ENTRY = f"{ENTRY_NAME} [m/uv-pip-py3.11-torch2.14.1]"
 
 
 def _fake_asv(monkeypatch, answers: dict[str, list[tuple[int, str]]],
-              processes: dict[str, list[float]] | None = None):  # fmt: skip
-    """asv as the gate calls it, answering each subcommand from `answers` in turn; each
-    `asv run` of a commit stores one more process's samples (its value in `processes`) after
-    the first look's, as `--append-samples` does."""
+              processes: dict[str, list[float]] | None = None,
+              first_look: tuple[float, float] = (0.0160, 0.0190)):  # fmt: skip
+    """asv as the gate calls it, answering each subcommand from `answers` in turn; `asv
+    continuous` stores 40 samples a side (`first_look`: base, head; x1.19 by default), each
+    `asv run` of a commit one more process's samples (its value in `processes`), as
+    `--append-samples` does."""
     import subprocess as real
 
     calls, runs = [], {"main": 0, "HEAD": 0}
@@ -156,10 +158,13 @@ def _fake_asv(monkeypatch, answers: dict[str, list[tuple[int, str]]],
         return real.CompletedProcess(command, code, out, "")
 
     def stored(commit):
-        first_look = {"main": [0.0160] * 40, "HEAD": [0.0190] * 40}[commit]  # x1.19: flagged
+        other = {"other.entry [m/uv-pip-py3.11-torch2.14.1]": [1.0]}  # stored by an older run
+        if not any(c[0] == "continuous" for c in calls):
+            return other
+        measured = [first_look[commit == "HEAD"]] * 40
         added = [v * f for v in (processes or {}).get(commit, [])[: runs[commit]]
                  for f in (0.99, 1.0, 1.0, 1.01)]  # fmt: skip
-        return {ENV_ENTRY: first_look + added, "other.entry [m/uv-pip-py3.11-torch2.14.1]": [1.0]}
+        return {ENV_ENTRY: measured + added, **other}
 
     monkeypatch.setattr("unet_decoder.tracking.second_look.subprocess.run", run)
     monkeypatch.setattr("unet_decoder.tracking.gate.stored_results", lambda config, cwd: stored)
@@ -206,6 +211,36 @@ def test_a_slowdown_seen_once_is_measured_again_and_fails_only_if_it_stays(monke
 
     _fake_asv(monkeypatch, {"continuous": [first_look]})  # --confirm-rounds 0: first look only
     assert run_gate("main", "HEAD", confirm_rounds=0).verdict.kind == REGRESSION
+
+
+def test_a_slowdown_asv_let_through_at_first_look_is_measured_again(monkeypatch):
+    """Two processes a side can hide a real slowdown: an entry x1.08 slower at first look,
+    which asv passed (below the factor), is nominated (above half the factor's margin) and
+    fails once the head's processes stay slower by the factor; one at x1.03 is not measured
+    again at all."""
+    measured = (0, "· Running 2 total benchmarks (2 commits * 1 environments * 1 benchmarks)")
+    passed_by_asv = (0, UNCHANGED + "\nBENCHMARKS NOT SIGNIFICANTLY CHANGED.\n")
+    slower = {"main": [0.0160, 0.0158, 0.0162], "HEAD": [0.0200, 0.0204, 0.0199]}
+    calls = _fake_asv(monkeypatch, {"continuous": [passed_by_asv], "run": [measured] * 6},
+                      slower, first_look=(0.0160, 0.0173))  # fmt: skip
+    caught = run_gate("main", "HEAD", machine="m")
+    assert caught.verdict.kind == REGRESSION and caught.exit_code == 1
+    assert caught.verdict.regressions == [(ENV_ENTRY, "1.25")]
+    runs = [c for c in calls if c[0] == "run"]
+    assert len(runs) == 6 and all(c[c.index("-b") + 1] == f"^{re.escape(ENTRY_NAME)}$"
+                                  for c in runs)  # fmt: skip
+
+    same = {"main": [0.0160, 0.0158, 0.0162], "HEAD": [0.0161, 0.0157, 0.0163]}
+    _fake_asv(monkeypatch, {"continuous": [passed_by_asv], "run": [measured] * 6}, same,
+              first_look=(0.0160, 0.0173))  # fmt: skip
+    cleared = run_gate("main", "HEAD", machine="m")
+    assert cleared.passed and "slower than x1.05 at first look, not confirmed" in (
+        cleared.verdict.message
+    )
+
+    calls = _fake_asv(monkeypatch, {"continuous": [passed_by_asv]}, first_look=(0.0160, 0.0165))
+    quiet = run_gate("main", "HEAD", machine="m")
+    assert quiet.passed and [c[0] for c in calls] == ["continuous"]
 
 
 def test_the_second_look_reads_each_process_from_asvs_stored_results(tmp_path):

@@ -10,6 +10,7 @@ from unet_decoder.tracking.nightly import (
     CorruptResultsError,
     check_results,
     compare_newest,
+    compared,
     comparison_verdict,
     run_nightly,
 )
@@ -124,6 +125,11 @@ def test_an_asv_comparison_counts_only_rows_with_both_sides():
     ]
     assert rows[1][1] == pytest.approx(1.02)
     assert compared_rows("| Change | Before | After | Ratio | Benchmark |\n") == []
+    # at factor 1.03 the unflagged x1.02 row is above the nomination bar (1.015)
+    night = compared("a", "b", rows, 1.03)
+    assert night.compared == 3 and [n for n, _ in night.regressions] == [rows[0][2]]
+    assert night.nominated == [(rows[1][2], "1.02")]
+    assert compared("a", "b", rows, 1.10).nominated == []
 
 
 NAME = "forward.Forward.time_forward('test_resnet', 'none')"
@@ -174,6 +180,16 @@ def test_a_night_reports_only_the_slowdowns_a_second_look_confirms():
     assert verdict.kind == REGRESSION and verdict.exit_code == 1
     assert kept.regressions == [(f"{NAME} [ci/uv-pip]", "1.30")]
     assert "confirmed by 2 more" in verdict.message
+
+    # x1.07 at first look: not flagged (below 1.10), but above the nomination bar (1.05), so
+    # it is measured again and kept when the night's processes are slower by the factor
+    near = Comparison(previous, newest, compared=3, nominated=[(NAME, "1.07")])
+    passed_first = comparison_verdict(near, 1.10, "ci")
+    assert passed_first.kind == PASS
+    kept, verdict = _look_again(*fake_asv(slower), near, passed_first, 1.10, 2, [])
+    assert verdict.kind == REGRESSION and kept.regressions == [(f"{NAME} [ci/uv-pip]", "1.30")]
+    cleared, verdict = _look_again(*fake_asv(unchanged), near, passed_first, 1.10, 2, [])
+    assert verdict.kind == PASS and cleared.regressions == []
 
     broke = (2, f"[ 50.00%] ··· {NAME.split('(')[0]}              1/1 failed\n")
     _, verdict = _look_again(*fake_asv(slower, run=broke), comparison, first, 1.10, 1, [])

@@ -131,6 +131,22 @@ def test_a_trial_flagged_at_first_look_is_judged_again_as_the_gate_does(monkeypa
     assert "after the gate's 2 confirming rounds: 0/2" in noise.format_report(report)
 
 
+def test_an_entry_slower_than_half_the_factor_is_measured_again_as_the_gate_does():
+    """x1.08 is below the factor, so asv's rule passes it; the gate's nomination bar (1.05 at
+    1.10) sends it to the confirming rounds, and only when there are any."""
+    from asv_runner.statistics import compute_stats
+
+    def result(scale):
+        samples = [scale * (0.100 + 0.001 * i) for i in range(20)]
+        return (*compute_stats(samples, 1), samples)
+
+    trial = {"base": {"time_x": result(1.0)}, "head": {"time_x": result(1.08)}}
+    assert noise._flagged(trial, 1.10, nominate=True) == {"base": {"time_x"}, "head": {"time_x"}}
+    assert noise._flagged(trial, 1.10, nominate=False) == {"base": set(), "head": set()}
+    trial["head"]["time_x"] = result(1.04)
+    assert noise._flagged(trial, 1.10, nominate=True)["head"] == set()
+
+
 def test_the_slowed_side_runs_before_after_and_between_the_gate_pair():
     orders = [noise.round_order(r, with_slowed=True) for r in range(6)]
     assert {o.index("slowed") for o in orders} == {0, 1, 2}

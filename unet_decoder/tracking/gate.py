@@ -6,9 +6,10 @@ continuous` exits 1 on "PERFORMANCE DECREASED" but also when it measured nothing
 a benchmark failed (then printing no comparison at all). `verdict.read_asv_output` tells these
 apart; none of them passes a pull request.
 
-A slowdown is confirmed before it fails the gate (`second_look`): only the flagged entries are
-measured again, in more interleaved rounds, and the gate fails on those whose head processes'
-median is still slower than the base processes' median.
+A slowdown is confirmed before it fails the gate (`second_look`): only the entries flagged
+at first look, or slower there than `nomination_bar` (half the factor's margin), are measured
+again, in more interleaved rounds, and the gate fails on those whose head processes' median is
+slower than the base processes' median by the factor.
 """
 
 from __future__ import annotations
@@ -17,8 +18,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .second_look import CONFIRM_HEADER, CONFIRM_ROUNDS, asv_caller, second_look, stored_results
-from .verdict import REGRESSION, Verdict, read_asv_output
+from .second_look import (
+    CONFIRM_HEADER,
+    CONFIRM_ROUNDS,
+    asv_caller,
+    measured_between,
+    second_look,
+    stored_results,
+    to_look_again,
+)
+from .verdict import PASS, REGRESSION, Verdict, read_asv_output
 
 
 @dataclass(frozen=True)
@@ -64,18 +73,24 @@ def run_gate(
     """`extra_args` go to every asv call; its -b selection to the first look only."""
 
     asv = asv_caller(config, machine, cwd, {**os.environ, **(env or {})})
+    stored = stored_results(config, cwd)
+    before = {commit: stored(commit) for commit in (base, head)}
 
     # samples recorded: asv's statistical test then works on them (Mann-Whitney U), as in
     # `unet-decoder noise`, and the confirming rounds can add to them
     continuous, output = asv("continuous", "--factor", str(factor), "--split", "--show-stderr",
                              "--record-samples", *(extra_args or []), base, head)  # fmt: skip
     verdict = read_asv_output(continuous, output)
-    if verdict.kind != REGRESSION or confirm_rounds < 1:
+    if verdict.kind not in (REGRESSION, PASS) or confirm_rounds < 1:
         return GateResult(verdict, continuous, output)
 
-    stored = stored_results(config, cwd)
-    verdict, log = second_look(asv, stored, base, head, verdict.regressions, rounds=confirm_rounds,
-                               factor=factor, extra_args=extra_args or [])  # fmt: skip
+    first_look = [measured_between(before[commit], stored(commit)) for commit in (base, head)]
+    flagged = to_look_again(verdict.regressions, *first_look, factor)
+    if not flagged:
+        return GateResult(verdict, continuous, output)
+    verdict, log = second_look(asv, stored, base, head, flagged,
+                               rounds=confirm_rounds, factor=factor,
+                               extra_args=extra_args or [])  # fmt: skip
     return GateResult(verdict, continuous, "\n".join([output, *log]))
 
 

@@ -6,8 +6,9 @@ deleted, so a rerun neither loses nor duplicates a result (asv names files by ma
 commit and environment). A file that does not parse (corrupted, half-written by a killed
 job) stops the run with its name instead of silently vanishing from the dashboard.
 
-A night is judged as a pull request is: a benchmark slower than the factor at first look is
-measured again on both commits (`second_look`), and reported only if it stays slower. The
+A night is judged as a pull request is: a benchmark slower than the factor at first look, or
+slower than the lower `nomination_bar`, is measured again on both commits (`second_look`), and
+reported only if it is slower than the factor then. The
 confirming samples join the stored ones, so the dashboard shows what the verdict saw.
 """
 
@@ -21,7 +22,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .second_look import CONFIRM_ROUNDS, Asv, Stored, asv_caller, second_look, stored_results
+from .second_look import (
+    CONFIRM_ROUNDS,
+    Asv,
+    Stored,
+    asv_caller,
+    nomination_bar,
+    second_look,
+    stored_results,
+)
 from .verdict import NOTHING, PASS, REGRESSION, Verdict, compared_rows, read_asv_output
 
 
@@ -114,6 +123,8 @@ class Comparison:
     compared: int = 0  # benchmarks with a number on both sides
     regressions: list[tuple[str, str]] = field(default_factory=list)  # (benchmark, "1.23")
     error: str | None = None  # what asv compare said when it failed
+    # slower than `nomination_bar` but not flagged: measured again too, never a regression alone
+    nominated: list[tuple[str, str]] = field(default_factory=list)
 
 
 def measured_commits(results_dir: Path, machine: str) -> set[str]:
@@ -139,9 +150,18 @@ def compare_newest(repo: Path, asv: Asv, machine: str, factor: float, *,
     if code != 0:
         lines = [ln.strip() for ln in said.splitlines() if ln.strip()]
         return Comparison(previous, newest, error=(lines[-1:] or ["no output"])[0][:200])
-    rows = compared_rows(said)
+    return compared(previous, newest, compared_rows(said), factor)
+
+
+def compared(previous: str, newest: str, rows: list[tuple[str, float, str]],
+             factor: float) -> Comparison:  # fmt: skip
+    """asv's slower rows (+) are regressions; the others slower than `nomination_bar` are
+    nominated for the second look (asv's significance test over two nights' processes misses
+    real slowdowns as a pull request's first look does)."""
     slower = [(name, f"{ratio:.2f}") for mark, ratio, name in rows if mark == "+"]
-    return Comparison(previous, newest, len(rows), slower)
+    bar = nomination_bar(factor)
+    near = [(name, f"{ratio:.2f}") for mark, ratio, name in rows if mark != "+" and ratio > bar]
+    return Comparison(previous, newest, len(rows), slower, nominated=near)
 
 
 def comparison_verdict(comparison: Comparison, factor: float, machine: str) -> Verdict | None:
@@ -227,7 +247,8 @@ def run_nightly(
         return report
     report.comparison = compare_newest(repo, asv, machine, factor, results_dir=results_dir)
     verdict = comparison_verdict(report.comparison, factor, machine)
-    if verdict is not None and verdict.kind == REGRESSION and confirm_rounds > 0:
+    suspect = report.comparison.regressions or report.comparison.nominated
+    if verdict is not None and verdict.kind in (REGRESSION, PASS) and suspect and confirm_rounds:
         report.comparison, verdict = _look_again(asv, stored_results(config, repo),
                                                  report.comparison, verdict, factor,
                                                  confirm_rounds, extra_args or [])  # fmt: skip
@@ -249,7 +270,8 @@ def _look_again(asv: Asv, stored: Stored, comparison: Comparison, first: Verdict
     """The comparison and verdict after measuring the flagged benchmarks again on both
     commits: only the slowdowns that stay are kept."""
     previous, newest = comparison.previous, comparison.newest
-    looked, _ = second_look(asv, stored, previous, newest, first.regressions, rounds=rounds,
+    flagged = [*first.regressions, *comparison.nominated]
+    looked, _ = second_look(asv, stored, previous, newest, flagged, rounds=rounds,
                             factor=factor, extra_args=extra_args)  # fmt: skip
     confirmed = looked.regressions if looked.kind == REGRESSION else []
     message = f"{previous[:8]}..{newest[:8]}: {looked.message}"

@@ -12,9 +12,10 @@ whose every forward is slowed by that fraction (benchmarks/forward.py reads
 UNET_BENCH_INJECT_SLOWDOWN): the slowdowns the gate would catch. It takes a new position in
 every round (first, between, last), so that no side always runs right after it. The
 recommended factor is the smallest candidate with no false positive at first look. As the gate
-does, the entries flagged at `factor` are then measured again in `confirm_rounds` more
-interleaved rounds, one process per side and round, and judged again by the median of each
-side's processes (`second_look`): false positives and catches are reported for both looks.
+does, the entries flagged at `factor`, or slower than its `nomination_bar`, are then measured
+again in `confirm_rounds` more interleaved rounds, one process per side and round, and judged
+again by the median of each side's processes (`second_look`): false positives and catches are
+reported for both looks.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .second_look import CONFIRM_ROUNDS, added_by_process, ratio_of_processes
+from .second_look import CONFIRM_ROUNDS, added_by_process, nomination_bar, ratio_of_processes
 from .selections import exact_entries
 from .verdict import read_asv_output
 
@@ -183,7 +184,7 @@ def measure_noise(
             trials.append(load(t))
             # the gate's second look: only what the first flagged, more rounds, each process
             # one value, judged by the median of each side's processes
-            flagged = _flagged(trials[-1], factor)
+            flagged = _flagged(trials[-1], factor, nominate=confirm_rounds > 0)
             if not (confirm_rounds and flagged["base"]):
                 confirmed.append(flagged)
                 continue
@@ -232,14 +233,19 @@ def _process_values(before: dict, after: dict) -> list[tuple[str, float]]:
     return found
 
 
-def _flagged(trial: dict, factor: float) -> dict[str, set[str]]:
-    """Per side, the entries asv's rule calls slower than base at `factor` (time entries only
-    for the slowed side); base gets their union: the gate measures both sides again."""
+def _flagged(trial: dict, factor: float, *, nominate: bool) -> dict[str, set[str]]:
+    """Per side, the entries asv's rule calls slower than base at `factor`, and with
+    `nominate` those slower than `nomination_bar(factor)` too, which the gate measures again
+    (time entries only for the slowed side); base gets their union: the gate measures both
+    sides again."""
     flagged = {side: set() for side in trial}
+    bar = nomination_bar(factor) if nominate else float("inf")
     for side in set(trial) - {"base"}:
         for name, result in trial[side].items():
-            judged = side == "head" or "time_" in name
-            if judged and name in trial["base"] and _slower(trial["base"][name], result, factor):
+            before = trial["base"].get(name)
+            if before is None or not (side == "head" or "time_" in name):
+                continue
+            if _slower(before, result, factor) or result[0] > bar * before[0]:
                 flagged[side].add(name)
     flagged["base"] = set().union(*flagged.values())
     return flagged
