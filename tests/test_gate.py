@@ -14,11 +14,8 @@ from asv.util import load_json
 
 from unet_decoder.cli import main
 from unet_decoder.tracking.gate import run_gate
-from unet_decoder.tracking.second_look import (
-    added_by_process,
-    ratio_of_processes,
-    stored_results,
-)
+from unet_decoder.tracking.second_look import added_by_process, ratio_of_processes
+from unet_decoder.tracking.stored import stored_results
 from unet_decoder.tracking.verdict import FAILED, NOTHING, PASS, REGRESSION, read_asv_output
 
 from .scratch import ROOT, ScratchRepo
@@ -244,8 +241,12 @@ def test_a_slowdown_asv_let_through_at_first_look_is_measured_again(monkeypatch)
 
 
 def test_the_second_look_reads_each_process_from_asvs_stored_results(tmp_path):
-    """The stored samples of a commit, by entry and environment; a process's value is the
-    median of what it appended (track_ benchmarks store no samples: their value)."""
+    """The stored samples of a commit, by entry and environment, read from a file asv's own
+    writer made; a process's value is the median of what it appended (track_ benchmarks store
+    no samples: their value); a failed entry and a half-written file are left out."""
+    from asv.results import Results
+    from asv.runner import BenchmarkResult
+
     repo = tmp_path / "repo"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@x",
@@ -253,16 +254,17 @@ def test_the_second_look_reads_each_process_from_asvs_stored_results(tmp_path):
     commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
                             text=True, check=True).stdout.strip()  # fmt: skip
     (repo / "asv.conf.json").write_text(json.dumps({"repo": ".", "results_dir": "out"}))
-    (repo / "out" / "m").mkdir(parents=True)
-    columns = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a",
-               "stats_ci_99_b", "stats_q_25", "stats_q_75", "stats_number", "stats_repeat",
-               "samples", "profile"]  # fmt: skip
-    timed = [[0.01, None], [["'a'", "'b'"]], "v", 0, 0, *[[None] * 2] * 6,
-             [[0.011, 0.009, 0.012], None]]  # fmt: skip
-    results = {"forward.Forward.time_forward": timed, "model.Model.track_params": [3.0]}
-    (repo / "out" / "m" / f"{commit[:8]}-env.json").write_text(json.dumps(
-        {"commit_hash": commit, "env_name": "env", "result_columns": columns,
-         "results": results}))  # fmt: skip
+    result = Results({"machine": "m"}, {}, commit, 0, "3.11", "env", {})
+    timed = {"name": "forward.Forward.time_forward", "params": [["'a'", "'b'", "'c'"]],
+             "version": "v"}  # fmt: skip
+    measured = BenchmarkResult(result=[0.011, None, float("nan")],
+                               samples=[[0.011, 0.009, 0.012], None, None], number=[1, 1, 1],
+                               errcode=0, stderr="", profile=None)  # fmt: skip
+    result.add_result(timed, measured, record_samples=True)
+    tracked = {"name": "model.Model.track_params", "params": [], "version": "v"}
+    result.add_result(tracked, BenchmarkResult(result=[3.0], samples=[None], number=[None],
+                                               errcode=0, stderr="", profile=None))  # fmt: skip
+    result.save(str(repo / "out"))
     (repo / "out" / "m" / f"{commit[:8]}-killed.json").write_text('{"commit_hash": "')
     stored = stored_results(repo / "asv.conf.json")("HEAD")
     assert stored == {"forward.Forward.time_forward('a') [m/env]": [0.011, 0.009, 0.012],

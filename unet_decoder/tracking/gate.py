@@ -24,9 +24,9 @@ from .second_look import (
     asv_caller,
     measured_between,
     second_look,
-    stored_results,
     to_look_again,
 )
+from .stored import stored_results
 from .verdict import PASS, REGRESSION, Verdict, read_asv_output
 
 

@@ -25,12 +25,11 @@ from ..errors import UNetDecoderError
 from .second_look import (
     CONFIRM_ROUNDS,
     Asv,
-    Stored,
     asv_caller,
     nomination_bar,
     second_look,
-    stored_results,
 )
+from .stored import Stored, stored_results
 from .verdict import NOTHING, PASS, REGRESSION, Verdict, compared_rows, read_asv_output
 
 

@@ -20,7 +20,6 @@ reported for both looks.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import statistics
@@ -34,6 +33,7 @@ from pathlib import Path
 from ..errors import UNetDecoderError
 from .second_look import CONFIRM_ROUNDS, added_by_process, nomination_bar, ratio_of_processes
 from .selections import exact_entries
+from .stored import Entries, result_entries
 from .verdict import read_asv_output
 
 CANDIDATE_FACTORS = (1.05, 1.10, 1.15, 1.20, 1.30, 1.50)
@@ -75,27 +75,14 @@ class NoiseReport:
         }  # fmt: skip
 
 
-def _load(results_dir: Path, machine: str) -> dict[str, tuple[float, object, object]]:
+def _load(results_dir: Path, machine: str) -> Entries:
     """entry name -> (value, stats, samples) of the one results file in results_dir."""
     from asv.results import Results
 
     files = [p for p in (results_dir / machine).glob("*.json") if p.name != "machine.json"]
     if len(files) != 1:
         raise UNetDecoderError(f"expected one asv results file in {results_dir}, found {files}")
-    result = Results.load(str(files[0]), machine)
-    out = {}
-    for key in result.get_all_result_keys():
-        params = result.get_result_params(key)
-        values = result.get_result_value(key, params)
-        stats = result.get_result_stats(key, params)
-        samples = result.get_result_samples(key, params)
-        combos = list(itertools.product(*params)) if params else [()]
-        for combo, value, stat, sample in zip(combos, values, stats, samples, strict=True):
-            if value is None or value != value:  # failed or n/a
-                continue
-            name = f"{key}({', '.join(combo)})" if combo else key
-            out[name] = (value, stat, sample)
-    return out
+    return result_entries(Results.load(str(files[0]), machine))
 
 
 def _slower(before, after, factor: float) -> bool:

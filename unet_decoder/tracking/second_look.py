@@ -17,9 +17,6 @@ looks the same way.
 
 from __future__ import annotations
 
-import functools
-import itertools
-import json
 import math
 import re
 import statistics
@@ -29,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .selections import exact_entries
+from .stored import Stored
 from .verdict import PASS, REGRESSION, Verdict, read_asv_output
 
 #: Extra interleaved rounds (head, base | base, head | ...) for the entries flagged at first
@@ -55,67 +53,6 @@ def asv_caller(config: str | Path, machine: str | None, cwd: str | Path | None,
         return done.returncode, done.stdout + done.stderr
 
     return asv
-
-
-#: What asv has stored for a commit: `name(params) [machine/environment]` -> its samples, or
-#: its value alone for a benchmark that records none (track_*).
-Stored = Callable[[str], dict[str, list[float]]]
-
-
-def stored_results(config: str | Path, cwd: str | Path | None = None) -> Stored:
-    """A reader of the results that `asv --config CONFIG` writes, for a commit or a ref (the
-    gate takes `main`, `HEAD`): resolved with git in the config's repository."""
-    from asv.util import UserError, load_json
-
-    config = Path(config).resolve()
-    try:
-        conf = load_json(str(config), js_comments=True)
-    except (OSError, ValueError, UserError):  # asv says what is wrong with it: nothing stored
-        return lambda commit: {}
-    folder = config.parent / conf.get("results_dir", "results")
-    repo = config.parent / conf.get("repo", ".") if cwd is None else Path(cwd)
-
-    @functools.cache
-    def resolve(commit: str) -> str | None:
-        ref = f"{commit}^{{commit}}"
-        found = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", ref],
-                               capture_output=True, text=True)  # fmt: skip
-        return found.stdout.strip() if found.returncode == 0 else None
-
-    def read(commit: str) -> dict[str, list[float]]:
-        full = resolve(commit)
-        stored = {}
-        prefix = (full or "")[: conf.get("hash_length", 8)]
-        for path in folder.glob(f"*/{prefix}-*.json") if full else []:
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, ValueError):  # unread: its entries stay flagged, never cleared
-                continue
-            if data.get("commit_hash") != full:
-                continue
-            where = f"{path.parent.name}/{data.get('env_name')}"
-            columns = data.get("result_columns", [])
-            for key, row in data.get("results", {}).items():
-                stored.update(_entries(key, dict(zip(columns, row, strict=False)), where))
-        return stored
-
-    return read
-
-
-def _entries(key: str, row: dict, where: str) -> dict[str, list[float]]:
-    params = row.get("params") or []
-    combos = list(itertools.product(*params)) if params else [()]
-    results = row.get("result")
-    results = results if isinstance(results, list) else [results]
-    samples = row.get("samples") or [None] * len(combos)
-    out = {}
-    for combo, value, measured in zip(combos, results, samples, strict=False):
-        name = f"{key}({', '.join(combo)})" if combo else key
-        if measured:
-            out[f"{name} [{where}]"] = list(measured)
-        elif value is not None and not (isinstance(value, float) and math.isnan(value)):
-            out[f"{name} [{where}]"] = [value]
-    return out
 
 
 def added_by_process(before: Sequence[float] | None, after: Sequence[float]) -> float:
