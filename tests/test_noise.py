@@ -129,6 +129,16 @@ def test_a_trial_flagged_at_first_look_is_judged_again_as_the_gate_does(monkeypa
     assert sorted(f for f, _ in confirming) == sorted(["0-base", "0-head", "0-slowed"] * 2
                                                       + ["1-base", "1-slowed"] * 2)  # fmt: skip
     assert "after the gate's 2 confirming rounds: 0/2" in noise.format_report(report)
+    # per trial: the gate's verdict, and the evidence behind it
+    assert report.failed_trials == 0 and report.caught_trials == 2
+    assert "the A/A head failed 0 of 2 trials; the slowed side failed 2 of 2" in (
+        noise.format_report(report)
+    )
+    entry = "forward.Forward.time_forward('x', 'none')"
+    first = report.trials[0]
+    assert first["first_look"]["head"][entry] == pytest.approx(1.3, rel=0.01)
+    assert first["confirmed"] == {"head": [], "slowed": [entry]}
+    assert [len(first["processes"][side][entry]) for side in ("base", "head", "slowed")] == [2] * 3
 
 
 def test_an_entry_slower_than_half_the_factor_is_measured_again_as_the_gate_does():

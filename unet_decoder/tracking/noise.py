@@ -31,7 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .second_look import CONFIRM_ROUNDS, added_by_process, nomination_bar, ratio_of_processes
+from .second_look import (
+    CONFIRM_ROUNDS,
+    added_by_process,
+    nomination_bar,
+    ratio_of_processes,
+)
 from .selections import exact_entries
 from .stored import Entries, result_entries
 from .verdict import read_asv_output
@@ -53,6 +58,12 @@ class NoiseReport:
     confirm_rounds: int = 0
     confirmed_false_positives: int = 0  # at `factor`, still flagged after the confirming rounds
     confirmed_caught: int = 0
+    # per trial: did the gate fail after its second look (A/A head; slowed side)?
+    failed_trials: int = 0
+    caught_trials: int = 0
+    # per trial: first-look ratio per side and entry, what was measured again, each
+    # confirming process's value, what stayed slower: the evidence behind the counts
+    trials: list[dict] = field(default_factory=list)
 
     @property
     def recommended_factor(self) -> float | None:
@@ -71,7 +82,8 @@ class NoiseReport:
             "injected_pairs": self.injected_pairs, "caught": self.caught,
             "confirm_rounds": self.confirm_rounds,
             "confirmed_false_positives": self.confirmed_false_positives,
-            "confirmed_caught": self.confirmed_caught,
+            "confirmed_caught": self.confirmed_caught, "failed_trials": self.failed_trials,
+            "caught_trials": self.caught_trials, "trials": self.trials,
         }  # fmt: skip
 
 
@@ -172,10 +184,11 @@ def measure_noise(
             # the gate's second look: only what the first flagged, more rounds, each process
             # one value, judged by the median of each side's processes
             flagged = _flagged(trials[-1], factor, nominate=confirm_rounds > 0)
+            values: dict[str, dict[str, list[float]]] = {side: {} for side in flagged}
+            report.trials.append(_evidence(trials[-1], flagged, values))
             if not (confirm_rounds and flagged["base"]):
                 confirmed.append(flagged)
                 continue
-            values: dict[str, dict[str, list[float]]] = {side: {} for side in flagged}
             for r in range(confirm_rounds):
                 for side in round_order(rounds + r, with_slowed=bool(inject)):
                     if flagged[side]:
@@ -188,7 +201,8 @@ def measure_noise(
             confirmed.append({side: {n for n in entries if n in values["base"] and n in values[side]
                                      and ratio_of_processes(values["base"][n], values[side][n])
                                      > factor}
-                              for side, entries in flagged.items()})  # fmt: skip
+                              for side, entries in flagged.items() if side != "base"})  # fmt: skip
+            report.trials[-1]["confirmed"] = {side: sorted(c) for side, c in confirmed[-1].items()}
     names = sorted(set.intersection(*(set(m) for t in trials for m in (t["base"], t["head"]))))
     if not names:
         raise UNetDecoderError(f"no benchmark matching {regex!r} was measured in every run")
@@ -207,7 +221,19 @@ def measure_noise(
         )  # fmt: skip
         report.confirmed_caught = sum(len(c.get("slowed", set()) & set(timed)) for c in confirmed)
     report.confirmed_false_positives = sum(len(c["head"] & set(names)) for c in confirmed)
+    report.failed_trials = sum(bool(c["head"] & set(names)) for c in confirmed)
+    report.caught_trials = sum(bool(c.get("slowed", set()) & set(names)) for c in confirmed)
     return report
+
+
+def _evidence(trial: dict, flagged: dict, processes: dict) -> dict:
+    """One trial's record for the report; `processes` fills in as the confirming rounds run."""
+    ratios = {side: {n: round(v[0] / trial["base"][n][0], 4) for n, v in entries.items()
+                     if n in trial["base"] and trial["base"][n][0] > 0}
+              for side, entries in trial.items() if side != "base"}  # fmt: skip
+    listed = {side: sorted(f) for side, f in flagged.items()}
+    kept = {side: f for side, f in listed.items() if side != "base"}  # judged against base
+    return {"first_look": ratios, "flagged": listed, "processes": processes, "confirmed": kept}
 
 
 def _process_values(before: dict, after: dict) -> list[tuple[str, float]]:
@@ -275,4 +301,9 @@ def format_report(report: NoiseReport) -> str:
             + (f"; after confirming: {report.confirmed_caught} of {report.injected_pairs}"
                if report.confirm_rounds else "")
         )  # fmt: skip
+    lines.append(
+        f"gate verdicts: the A/A head failed {report.failed_trials} of {report.runs} trials"
+        + (f"; the slowed side failed {report.caught_trials} of {report.runs}"
+           if report.injected else "")
+    )  # fmt: skip
     return "\n".join(lines)
