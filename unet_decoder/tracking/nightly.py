@@ -8,8 +8,8 @@ job) stops the run with its name instead of silently vanishing from the dashboar
 
 A night is judged as a pull request is: a benchmark slower than the factor at first look, or
 slower than the lower `nomination_bar`, is measured again on both commits (`second_look`), and
-reported only if it is slower than the factor then. The
-confirming samples join the stored ones, so the dashboard shows what the verdict saw.
+reported only if it is slower than the factor then. The confirming samples join the stored
+ones, so the dashboard shows what the verdict saw.
 """
 
 from __future__ import annotations
@@ -22,13 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .second_look import (
-    CONFIRM_ROUNDS,
-    Asv,
-    asv_caller,
-    nomination_bar,
-    second_look,
-)
+from .second_look import CONFIRM_ROUNDS, Asv, asv_caller, nomination_bar, second_look
 from .stored import Stored, stored_results
 from .verdict import NOTHING, PASS, REGRESSION, Verdict, compared_rows, read_asv_output
 

@@ -31,12 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .second_look import (
-    CONFIRM_ROUNDS,
-    added_by_process,
-    nomination_bar,
-    ratio_of_processes,
-)
+from .second_look import CONFIRM_ROUNDS, added_by_process, nomination_bar, ratio_of_processes
 from .selections import exact_entries
 from .stored import Entries, result_entries
 from .verdict import read_asv_output
