@@ -84,13 +84,14 @@ def run_gate(
     if verdict.kind not in (REGRESSION, PASS) or confirm_rounds < 1:
         return GateResult(verdict, continuous, output)
 
-    first_look = [measured_between(before[commit], stored(commit)) for commit in (base, head)]
+    after = {commit: stored(commit) for commit in (base, head)}
+    first_look = [measured_between(before[commit], after[commit]) for commit in (base, head)]
     flagged = to_look_again(verdict.regressions, *first_look, factor)
     if not flagged:
         return GateResult(verdict, continuous, output)
     verdict, log = second_look(asv, stored, base, head, flagged,
                                rounds=confirm_rounds, factor=factor,
-                               extra_args=extra_args or [])  # fmt: skip
+                               extra_args=extra_args or [], read=after)  # fmt: skip
     return GateResult(verdict, continuous, "\n".join([output, *log]))
 
 

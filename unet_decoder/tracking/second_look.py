@@ -80,8 +80,8 @@ def nomination_bar(factor: float) -> float:
     processes a side, let 8 of 30 injected 20% slowdowns through on a 2-core VM (`unet-decoder
     noise`), all at the first look, which the confirming rounds then never saw: a process
     there can run 10-30% off its neighbours for its whole life, so two a side decide little.
-    The confirming rounds judge every nominee, so a lower bar costs time, never a false
-    positive of its own."""
+    The confirming rounds judge every nominee, but each nominee is one more chance for their
+    three processes a side to differ by the factor: a cold A/A gate failed on one (x1.12)."""
     return 1 + (factor - 1) / 2
 
 
@@ -130,18 +130,20 @@ def second_look(
     rounds: int,
     factor: float,
     extra_args: list[str],
+    read: Mapping[str, dict[str, list[float]]] | None = None,
 ) -> tuple[Verdict, list[str]]:
     """The verdict on the (benchmark, ratio) entries flagged or nominated at first look after
     `rounds` more interleaved rounds, and what asv said. `extra_args` are the first look's;
     its -b selection and rounds are replaced (each call measures only those entries, one
     round).
-    `stored` reads asv's results, so that each process is one observation."""
+    `stored` reads asv's results, so that each process is one observation; `read` is what it
+    returned for a commit just before (the caller's own read), not read again."""
     at_first = dict(flagged)
     selection = exact_entries(_split(name)[0] for name in at_first)
     others = _without_selection(extra_args)
     log = [CONFIRM_HEADER]
     observed: dict[str, dict[str, list[float]]] = {}
-    latest: dict[str, dict[str, list[float]]] = {}  # per commit, as its last call left it
+    latest = dict(read or {})  # per commit, as its last call (or the first look) left it
     for r in range(rounds):
         for commit in (head, base) if r % 2 == 0 else (base, head):
             before = latest[commit] if commit in latest else stored(commit)
