@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import UNetDecoderError
-from .tracking.second_look import CONFIRM_ROUNDS
+from .tracking.second_look import CONFIRM_ROUNDS, EXTRA_ROUNDS
 
 CONFIRM_HELP = (
-    "measure the benchmarks slower at first look again in this many more interleaved rounds, "
-    f"and report only those still slower ({CONFIRM_ROUNDS}; 0: judge the first look alone)"
+    "measure the benchmarks slower at first look again in this many more interleaved rounds "
+    f"({EXTRA_ROUNDS} more where the verdict stays close to the factor), and report only "
+    f"those still slower ({CONFIRM_ROUNDS}; 0: judge the first look alone)"
 )
 
 EXIT_USAGE = 2

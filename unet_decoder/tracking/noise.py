@@ -13,9 +13,9 @@ UNET_BENCH_INJECT_SLOWDOWN): the slowdowns the gate would catch. It takes a new 
 every round (first, between, last), so that no side always runs right after it. The
 recommended factor is the smallest candidate with no false positive at first look. As the gate
 does, the entries flagged at `factor`, or slower than its `nomination_bar`, are then measured
-again in `confirm_rounds` more interleaved rounds, one process per side and round, and judged
-again by the median of each side's processes (`second_look`): false positives and catches are
-reported for both looks.
+again in `confirm_rounds` more interleaved rounds (more where `undecided`), one process per
+side and round, and judged again by the median of each side's processes (`second_look`): false
+positives and catches are reported for both looks.
 """
 
 from __future__ import annotations
@@ -31,7 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .second_look import CONFIRM_ROUNDS, added_by_process, nomination_bar, ratio_of_processes
+from .second_look import (
+    CONFIRM_ROUNDS,
+    EXTRA_ROUNDS,
+    added_by_process,
+    measured_next,
+    nomination_bar,
+    ratio_of_processes,
+)
 from .selections import exact_entries
 from .stored import Entries, result_entries
 from .verdict import read_asv_output
@@ -184,15 +191,18 @@ def measure_noise(
             if not (confirm_rounds and flagged["base"]):
                 confirmed.append(flagged)
                 continue
-            for r in range(confirm_rounds):
-                for side in round_order(rounds + r, with_slowed=bool(inject)):
-                    if flagged[side]:
+            active, done = flagged, 0
+            while active["base"]:
+                for side in round_order(rounds + done, with_slowed=bool(inject)):
+                    if active[side]:
                         before = load(t, (side,))[side]
-                        label = f"confirming round {r + 1}/{confirm_rounds}"
-                        measure(t, side, exact_entries(flagged[side]), label)
+                        label = f"confirming round {done + 1}"
+                        measure(t, side, exact_entries(active[side]), label)
                         for name, value in _process_values(before, load(t, (side,))[side]):
-                            if name in flagged[side]:
+                            if name in active[side]:
                                 values[side].setdefault(name, []).append(value)
+                done += 1
+                active = _measured_next(values, flagged, done, confirm_rounds, factor)
             confirmed.append({side: {n for n in entries if n in values["base"] and n in values[side]
                                      and ratio_of_processes(values["base"][n], values[side][n])
                                      > factor}
@@ -241,6 +251,19 @@ def _process_values(before: dict, after: dict) -> list[tuple[str, float]]:
     return found
 
 
+def _measured_next(values: dict, flagged: dict, done: int, rounds: int,
+                   factor: float) -> dict[str, set[str]]:  # fmt: skip
+    """Per side, what the gate's next confirming round would measure (`measured_next`), each
+    side judged against base; base measures their union."""
+    active = {}
+    for side in set(flagged) - {"base"}:
+        ratios = {n: ratio_of_processes(values["base"][n], values[side][n])
+                  for n in flagged[side] if n in values["base"] and n in values[side]}  # fmt: skip
+        active[side] = measured_next(ratios, done, rounds, factor)
+    active["base"] = set().union(*active.values())
+    return active
+
+
 def _flagged(trial: dict, factor: float, *, nominate: bool) -> dict[str, set[str]]:
     """Per side, the entries asv's rule calls slower than base at `factor`, and with
     `nominate` those slower than `nomination_bar(factor)` too, which the gate measures again
@@ -281,7 +304,8 @@ def format_report(report: NoiseReport) -> str:
     if report.confirm_rounds:
         lines.append(
             f"false positives at factor {report.factor:.2f} after the gate's "
-            f"{report.confirm_rounds} confirming rounds: "
+            f"{report.confirm_rounds} confirming rounds ({report.confirm_rounds + EXTRA_ROUNDS}"
+            " where undecided): "
             f"{report.confirmed_false_positives}/{report.pairs} compared"
         )
     best = report.recommended_factor
