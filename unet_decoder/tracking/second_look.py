@@ -89,14 +89,19 @@ def nomination_bar(factor: float) -> float:
     return 1 + (factor - 1) / 2
 
 
+def undecided_band(factor: float) -> tuple[float, float]:
+    """The confirming ratios too close to the factor to decide on: above the nomination bar,
+    up to twice the factor's margin (x1.05 to x1.20 at 1.10). On a 2-core VM a process can run
+    5-10% off another of the same build for its whole life, so three a side moved an A/A entry
+    to x1.12 once in 20 (a cold gate failed on it) and left injected 20% slowdowns at
+    x1.03-1.07; seven a side narrow the spread of their medians' ratio (by sqrt(3/7) if the
+    processes are independent), and cost time only where the verdict is close."""
+    return nomination_bar(factor), 1 + 2 * (factor - 1)
+
+
 def undecided(ratio: float, factor: float) -> bool:
-    """Whether a ratio over the confirming rounds' three processes a side is too close to the
-    factor to decide on: above the nomination bar, below twice the factor's margin (x1.05 to
-    x1.20 at 1.10). On a 2-core VM a process can run 5-10% off another of the same build for
-    its whole life, so three a side moved an A/A entry to x1.12 once in 20 (a cold gate failed
-    on it), and left injected 20% slowdowns at x1.03-1.07; seven a side halve the spread of
-    their medians' ratio, and cost time only where the verdict is close."""
-    return nomination_bar(factor) < ratio <= 1 + 2 * (factor - 1)
+    low, high = undecided_band(factor)
+    return low < ratio <= high
 
 
 def measured_next(ratios: Mapping[str, float], done: int, rounds: int,
@@ -112,9 +117,9 @@ def measured_next(ratios: Mapping[str, float], done: int, rounds: int,
 
 def rounds_described(rounds: int, factor: float) -> str:
     """How many rounds judged an entry, for a verdict's message."""
-    return (f"{rounds} more interleaved round(s) ({rounds + EXTRA_ROUNDS} where x"
-            f"{nomination_bar(factor):.2f}-{1 + 2 * (factor - 1):.2f} after them), median of "
-            "each side's processes")  # fmt: skip
+    low, high = undecided_band(factor)
+    return (f"{rounds} more interleaved round(s) ({rounds + EXTRA_ROUNDS} where x{low:.2f}-"
+            f"{high:.2f} after them), median of each side's processes")  # fmt: skip
 
 
 def nominees(base: Mapping[str, Sequence[float]], head: Mapping[str, Sequence[float]],
