@@ -163,9 +163,11 @@ def test_a_night_reports_only_the_slowdowns_a_second_look_confirms():
     first = comparison_verdict(comparison, 1.10, "ci")
     assert first.kind == REGRESSION and first.regressions == [(NAME, "1.30")]
     unchanged = {previous: [0.0100, 0.0101], newest: [0.0102, 0.0100]}
-    cleared, verdict = _look_again(*fake_asv(unchanged), comparison, first, 1.10, 2,
-                                   ["-b", "all", "-E", "uv", "--quick"])  # fmt: skip
+    cleared, verdict, table = _look_again(*fake_asv(unchanged), comparison, first, 1.10, 2,
+                                          ["-b", "all", "-E", "uv", "--quick"])  # fmt: skip
     assert verdict.kind == PASS and cleared.regressions == []
+    # the evidence a reader of the night needs: each process's value, and the ratio
+    assert f"| 1.00 | 0.01, 0.0101 | 0.0102, 0.01 | {NAME} [ci/uv-pip] |" in table
     assert "not confirmed" in verdict.message and "aaaaaaaa..bbbbbbbb" in verdict.message
     runs = [c for c in calls if c[0] == "run"]
     # only the flagged entry, newest then previous, its samples joined to the stored ones
@@ -176,8 +178,9 @@ def test_a_night_reports_only_the_slowdowns_a_second_look_confirms():
         assert "--append-samples" in c and "-E" in c and "--quick" in c
 
     slower = {previous: [0.0100, 0.0101], newest: [0.0131, 0.0130]}
-    kept, verdict = _look_again(*fake_asv(slower), comparison, first, 1.10, 2, [])
+    kept, verdict, table = _look_again(*fake_asv(slower), comparison, first, 1.10, 2, [])
     assert verdict.kind == REGRESSION and verdict.exit_code == 1
+    assert "| 1.30 | 0.01, 0.0101 | 0.0131, 0.013 |" in table
     assert kept.regressions == [(f"{NAME} [ci/uv-pip]", "1.30")]
     assert "confirmed by 2 more" in verdict.message
 
@@ -186,14 +189,14 @@ def test_a_night_reports_only_the_slowdowns_a_second_look_confirms():
     near = Comparison(previous, newest, compared=3, nominated=[(NAME, "1.07")])
     passed_first = comparison_verdict(near, 1.10, "ci")
     assert passed_first.kind == PASS
-    kept, verdict = _look_again(*fake_asv(slower), near, passed_first, 1.10, 2, [])
+    kept, verdict, _ = _look_again(*fake_asv(slower), near, passed_first, 1.10, 2, [])
     assert verdict.kind == REGRESSION and kept.regressions == [(f"{NAME} [ci/uv-pip]", "1.30")]
-    cleared, verdict = _look_again(*fake_asv(unchanged), near, passed_first, 1.10, 2, [])
+    cleared, verdict, _ = _look_again(*fake_asv(unchanged), near, passed_first, 1.10, 2, [])
     assert verdict.kind == PASS and cleared.regressions == []
 
     broke = (2, f"[ 50.00%] ··· {NAME.split('(')[0]}              1/1 failed\n")
-    _, verdict = _look_again(*fake_asv(slower, run=broke), comparison, first, 1.10, 1, [])
-    assert verdict.kind == FAILED  # a failure while looking again is never a pass
+    _, verdict, table = _look_again(*fake_asv(slower, run=broke), comparison, first, 1.10, 1, [])
+    assert verdict.kind == FAILED and table == ""  # a failure while looking again never passes
 
 
 def test_check_results_names_every_broken_file(tmp_path):

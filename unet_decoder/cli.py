@@ -231,13 +231,18 @@ def nightly(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(f"results branch {args.branch}: +{len(report.added)} new, {len(report.updated)} "
           f"updated file(s); committed: {report.committed}")  # fmt: skip
+    measured_again = ""
+    if report.looked_again:
+        measured_again = ("Measured again, each process one value (asv's units: seconds for "
+                          f"time_, bytes for peakmem_):\n\n{report.looked_again}")  # fmt: skip
+        print(measured_again)
     if report.regressions:
         text = "Regressions against the previous nightly:\n\n" + "\n".join(
             f"    {line}" for line in report.regressions
         )
         print(text)
         if args.report:
-            args.report.write_text(text + "\n")
+            args.report.write_text(f"{text}\n\n{measured_again}\n")
     print(f"unet-decoder nightly: {report.verdict.message}", file=sys.stderr)
     return report.verdict.exit_code
 

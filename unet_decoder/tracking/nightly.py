@@ -22,7 +22,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .second_look import CONFIRM_ROUNDS, Asv, asv_caller, nomination_bar, second_look
+from .second_look import (
+    CONFIRM_ROUNDS,
+    TABLE_HEADER,
+    Asv,
+    asv_caller,
+    nomination_bar,
+    second_look,
+)
 from .stored import Stored, stored_results
 from .verdict import NOTHING, PASS, REGRESSION, Verdict, compared_rows, read_asv_output
 
@@ -39,6 +46,8 @@ class NightlyReport:
     asv_returncode: int = 0
     verdict: Verdict = field(default_factory=lambda: Verdict(PASS, "measured"))
     comparison: Comparison | None = None
+    # the second look's table: each entry measured again, its processes' values and ratio
+    looked_again: str = ""
 
     @property
     def regressions(self) -> list[str]:
@@ -242,9 +251,9 @@ def run_nightly(
     verdict = comparison_verdict(report.comparison, factor, machine)
     suspect = report.comparison.regressions or report.comparison.nominated
     if verdict is not None and verdict.kind in (REGRESSION, PASS) and suspect and confirm_rounds:
-        report.comparison, verdict = _look_again(asv, stored_results(config, repo),
-                                                 report.comparison, verdict, factor,
-                                                 confirm_rounds, extra_args or [])  # fmt: skip
+        report.comparison, verdict, report.looked_again = _look_again(
+            asv, stored_results(config, repo), report.comparison, verdict, factor,
+            confirm_rounds, extra_args or [])  # fmt: skip
         check_results(results_dir)
         _, updated = _store(results_dir, stored, worktree, f"nightly: {machine}, second look")
         report.updated += [name for name in updated if name not in report.updated]
@@ -259,17 +268,19 @@ def run_nightly(
 
 def _look_again(asv: Asv, stored: Stored, comparison: Comparison, first: Verdict,
                 factor: float, rounds: int,
-                extra_args: list[str]) -> tuple[Comparison, Verdict]:  # fmt: skip
+                extra_args: list[str]) -> tuple[Comparison, Verdict, str]:  # fmt: skip
     """The comparison and verdict after measuring the flagged benchmarks again on both
-    commits: only the slowdowns that stay are kept."""
+    commits, only the slowdowns that stay kept, and the table of what was measured (each
+    process's value: the evidence a regression issue needs; empty if none was read)."""
     previous, newest = comparison.previous, comparison.newest
     flagged = [*first.regressions, *comparison.nominated]
-    looked, _ = second_look(asv, stored, previous, newest, flagged, rounds=rounds,
-                            factor=factor, extra_args=extra_args)  # fmt: skip
+    looked, log = second_look(asv, stored, previous, newest, flagged, rounds=rounds,
+                              factor=factor, extra_args=extra_args)  # fmt: skip
     confirmed = looked.regressions if looked.kind == REGRESSION else []
     message = f"{previous[:8]}..{newest[:8]}: {looked.message}"
     verdict = Verdict(looked.kind, message, regressions=confirmed, failed=looked.failed)
-    return replace(comparison, regressions=confirmed), verdict
+    table = next((part for part in reversed(log) if part.startswith(TABLE_HEADER)), "")
+    return replace(comparison, regressions=confirmed), verdict, table
 
 
 def _store(results_dir: Path, stored: Path, worktree: Path, message: str):

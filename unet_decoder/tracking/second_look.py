@@ -37,6 +37,7 @@ CONFIRM_ROUNDS = 3
 #: More rounds for the entries those leave `undecided`: seven processes a side.
 EXTRA_ROUNDS = 4
 CONFIRM_HEADER = "== unet-decoder: measuring the flagged benchmarks again =="
+TABLE_HEADER = "| Ratio | Base, each process | Head, each process | Benchmark |"
 
 #: Runs `asv <args>` (with the caller's config, machine, directory and environment) and
 #: returns its exit code and output.
@@ -204,10 +205,7 @@ def second_look(
                   if base_and_head["base"] and base_and_head["head"]}  # fmt: skip
         active = measured_next(ratios, done, rounds, factor)
     still = []
-    table = [
-        "| Ratio | Base, each process | Head, each process | Benchmark |",
-        "|-------|--------------------|--------------------|-----------|",
-    ]
+    table = [TABLE_HEADER, "|-------|--------------------|--------------------|-----------|"]
     for name, ratio in sorted(ratios.items()):
         values = [", ".join(f"{v:.4g}" for v in observed[name][side]) for side in ("base", "head")]
         table.append(f"| {ratio:.2f} | {values[0]} | {values[1]} | {name} |")
