@@ -14,7 +14,7 @@ from unet_decoder.tracking.nightly import (
     comparison_verdict,
     run_nightly,
 )
-from unet_decoder.tracking.second_look import asv_caller
+from unet_decoder.tracking.second_look import TABLE_HEADER, asv_caller
 from unet_decoder.tracking.verdict import FAILED, NOTHING, PASS, REGRESSION, compared_rows
 
 from .scratch import ScratchRepo
@@ -208,3 +208,29 @@ def test_check_results_names_every_broken_file(tmp_path):
         check_results(tmp_path)
     assert "half.json" in str(err.value) and "binary.json" in str(err.value)
     assert "good.json" not in str(err.value)
+
+
+def test_a_red_night_prints_and_reports_the_measurements_behind_its_verdict(
+    tmp_path, monkeypatch, capsys
+):
+    """The regression issue a night opens (from --report) names each slowdown and shows the
+    second look's processes it rests on; a cleared night still prints them."""
+    from unet_decoder.cli import main
+    from unet_decoder.tracking.nightly import Comparison, NightlyReport
+    from unet_decoder.tracking.verdict import Verdict
+
+    table = f"{TABLE_HEADER}\n| 1.30 | 0.010, 0.011 | 0.013, 0.014 | {NAME} |"
+    red = NightlyReport(verdict=Verdict(REGRESSION, "slower", regressions=[(NAME, "1.30")]),
+                        comparison=Comparison("a" * 40, "b" * 40, compared=3,
+                                              regressions=[(NAME, "1.30")]),
+                        looked_again=table)  # fmt: skip
+    monkeypatch.setattr("unet_decoder.tracking.nightly.run_nightly", lambda *a, **k: red)
+    report = tmp_path / "regressions.md"
+    assert main(["nightly", "--machine", "m", "--report", str(report)]) == 1
+    written = report.read_text()
+    assert f"{NAME} x1.30" in written and table in written
+    assert table in capsys.readouterr().out
+
+    red.verdict, red.comparison = Verdict(PASS, "cleared"), None
+    assert main(["nightly", "--machine", "m"]) == 0
+    assert table in capsys.readouterr().out
