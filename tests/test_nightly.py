@@ -220,10 +220,9 @@ def test_a_red_night_prints_and_reports_the_measurements_behind_its_verdict(
     from unet_decoder.tracking.verdict import Verdict
 
     table = f"{TABLE_HEADER}\n| 1.30 | 0.010, 0.011 | 0.013, 0.014 | {NAME} |"
-    red = NightlyReport(verdict=Verdict(REGRESSION, "slower", regressions=[(NAME, "1.30")]),
-                        comparison=Comparison("a" * 40, "b" * 40, compared=3,
-                                              regressions=[(NAME, "1.30")]),
-                        looked_again=table)  # fmt: skip
+    first_look_red = Verdict(REGRESSION, "slower", regressions=[(NAME, "1.30")])
+    red_comparison = Comparison("a" * 40, "b" * 40, compared=3, regressions=[(NAME, "1.30")])
+    red = NightlyReport(verdict=first_look_red, comparison=red_comparison, looked_again=table)
     monkeypatch.setattr("unet_decoder.tracking.nightly.run_nightly", lambda *a, **k: red)
     report = tmp_path / "regressions.md"
     assert main(["nightly", "--machine", "m", "--report", str(report)]) == 1
@@ -234,3 +233,8 @@ def test_a_red_night_prints_and_reports_the_measurements_behind_its_verdict(
     red.verdict, red.comparison = Verdict(PASS, "cleared"), None
     assert main(["nightly", "--machine", "m"]) == 0
     assert table in capsys.readouterr().out
+
+    # without a second look (--confirm-rounds 0) the report is the list alone
+    red.verdict, red.comparison, red.looked_again = first_look_red, red_comparison, ""
+    assert main(["nightly", "--machine", "m", "--report", str(report)]) == 1
+    assert report.read_text() == f"Regressions against the previous nightly:\n\n    {NAME} x1.30\n"

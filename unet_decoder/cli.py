@@ -242,7 +242,7 @@ def nightly(args: argparse.Namespace) -> int:
         )
         print(text)
         if args.report:
-            args.report.write_text(f"{text}\n\n{measured_again}\n")
+            args.report.write_text("\n\n".join(filter(None, [text, measured_again])) + "\n")
     print(f"unet-decoder nightly: {report.verdict.message}", file=sys.stderr)
     return report.verdict.exit_code
 
