@@ -89,7 +89,7 @@ def run_gate(
     flagged = to_look_again(verdict.regressions, *first_look, factor)
     if not flagged:
         return GateResult(verdict, continuous, output)
-    verdict, log = second_look(asv, stored, base, head, flagged,
+    verdict, log, _ = second_look(asv, stored, base, head, flagged,
                                rounds=confirm_rounds, factor=factor,
                                extra_args=extra_args or [], read=after)  # fmt: skip
     return GateResult(verdict, continuous, "\n".join([output, *log]))

@@ -24,7 +24,6 @@ from pathlib import Path
 from ..errors import UNetDecoderError
 from .second_look import (
     CONFIRM_ROUNDS,
-    TABLE_HEADER,
     Asv,
     asv_caller,
     nomination_bar,
@@ -274,12 +273,11 @@ def _look_again(asv: Asv, stored: Stored, comparison: Comparison, first: Verdict
     process's value: the evidence a regression issue needs; empty if none was read)."""
     previous, newest = comparison.previous, comparison.newest
     flagged = [*first.regressions, *comparison.nominated]
-    looked, log = second_look(asv, stored, previous, newest, flagged, rounds=rounds,
-                              factor=factor, extra_args=extra_args)  # fmt: skip
+    looked, _, table = second_look(asv, stored, previous, newest, flagged, rounds=rounds,
+                                   factor=factor, extra_args=extra_args)  # fmt: skip
     confirmed = looked.regressions if looked.kind == REGRESSION else []
     message = f"{previous[:8]}..{newest[:8]}: {looked.message}"
     verdict = Verdict(looked.kind, message, regressions=confirmed, failed=looked.failed)
-    table = next((part for part in reversed(log) if part.startswith(TABLE_HEADER)), "")
     return replace(comparison, regressions=confirmed), verdict, table
 
 

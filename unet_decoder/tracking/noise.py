@@ -203,10 +203,9 @@ def measure_noise(
                                 values[side].setdefault(name, []).append(value)
                 done += 1
                 active = _measured_next(values, flagged, done, confirm_rounds, factor)
-            confirmed.append({side: {n for n in entries if n in values["base"] and n in values[side]
-                                     and ratio_of_processes(values["base"][n], values[side][n])
-                                     > factor}
-                              for side, entries in flagged.items() if side != "base"})  # fmt: skip
+            confirmed.append({side: {n for n, ratio in _ratios(values, flagged, side).items()
+                                     if ratio > factor}
+                              for side in flagged if side != "base"})  # fmt: skip
             report.trials[-1]["confirmed"] = {side: sorted(c) for side, c in confirmed[-1].items()}
     names = sorted(set.intersection(*(set(m) for t in trials for m in (t["base"], t["head"]))))
     if not names:
@@ -255,13 +254,16 @@ def _measured_next(values: dict, flagged: dict, done: int, rounds: int,
                    factor: float) -> dict[str, set[str]]:  # fmt: skip
     """Per side, what the gate's next confirming round would measure (`measured_next`), each
     side judged against base; base measures their union."""
-    active = {}
-    for side in set(flagged) - {"base"}:
-        ratios = {n: ratio_of_processes(values["base"][n], values[side][n])
-                  for n in flagged[side] if n in values["base"] and n in values[side]}  # fmt: skip
-        active[side] = measured_next(ratios, done, rounds, factor)
+    active = {side: measured_next(_ratios(values, flagged, side), done, rounds, factor)
+              for side in set(flagged) - {"base"}}  # fmt: skip
     active["base"] = set().union(*active.values())
     return active
+
+
+def _ratios(values: dict, flagged: dict, side: str) -> dict[str, float]:
+    """A side's confirming ratio against base, per flagged entry measured on both."""
+    return {n: ratio_of_processes(values["base"][n], values[side][n])
+            for n in flagged[side] if n in values["base"] and n in values[side]}  # fmt: skip
 
 
 def _flagged(trial: dict, factor: float, *, nominate: bool) -> dict[str, set[str]]:

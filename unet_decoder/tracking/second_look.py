@@ -169,9 +169,10 @@ def second_look(
     factor: float,
     extra_args: list[str],
     read: Mapping[str, dict[str, list[float]]] | None = None,
-) -> tuple[Verdict, list[str]]:
+) -> tuple[Verdict, list[str], str]:
     """The verdict on the (benchmark, ratio) entries flagged or nominated at first look after
-    `rounds` more interleaved rounds, and what asv said. `extra_args` are the first look's;
+    `rounds` more interleaved rounds, what asv said, and the table of each entry's processes
+    (empty when a confirming run failed or measured nothing). `extra_args` are the first look's;
     its -b selection and rounds are replaced (each call measures only those entries, one
     round).
     `stored` reads asv's results, so that each process is one observation; `read` is what it
@@ -192,7 +193,7 @@ def second_look(
             log.append(said)
             measured = read_asv_output(code, said)
             if not measured.passed:  # a failure or nothing measured stays what it is
-                return measured, log
+                return measured, log, ""
             side = "head" if commit == head else "base"
             latest[commit] = stored(commit)
             for name, samples in latest[commit].items():
@@ -211,7 +212,8 @@ def second_look(
         table.append(f"| {ratio:.2f} | {values[0]} | {values[1]} | {name} |")
         if ratio > factor:
             still.append((name, f"{ratio:.2f}"))
-    log.append("\n".join(table))
+    table_text = "\n".join(table)
+    log.append(table_text)
     judged = {_split(name)[0] for name in observed}
     # an entry left unjudged keeps its first-look verdict: slower than the factor stays
     # slower; a nominee below it was never a regression
@@ -224,12 +226,12 @@ def second_look(
                    f"than the factor, confirmed by {more}: {listed}")  # fmt: skip
         if unread:
             message += f" ({len(unread)} kept from the first look: no stored samples to read)"
-        return Verdict(REGRESSION, message, regressions=[*still, *unread]), log
+        return Verdict(REGRESSION, message, regressions=[*still, *unread]), log, table_text
     listed = "; ".join(f"{name} x{ratio}" for name, ratio in at_first.items())
     bar = nomination_bar(factor)
     message = (f"no benchmark slower than the factor after {more} (slower than x{bar:.2f} "
                f"at first look, not confirmed: {listed})")  # fmt: skip
-    return Verdict(PASS, message), log
+    return Verdict(PASS, message), log, table_text
 
 
 def _ratio(shown: str) -> float:
