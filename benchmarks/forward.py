@@ -10,7 +10,8 @@ from .common import ENCODERS, FLAG_SETS, example_input, runner
 
 def injected_delay(run, x) -> float:
     """Seconds to add to each timed forward: UNET_BENCH_INJECT_SLOWDOWN (a fraction) of its
-    median time. A test knob for `unet-decoder noise --inject`, never set by a normal run."""
+    median time. `unet-decoder noise --inject` sets it on its slowed side alone; the gate and
+    the nightly refuse to run while it is set, so no kept series is slowed by it."""
     fraction = float(os.environ.get("UNET_BENCH_INJECT_SLOWDOWN", "0") or 0)
     if fraction <= 0:
         return 0.0

@@ -11,36 +11,27 @@ artifact `Forward` times (`common.deployed`): built once per code version, loade
 
 import inspect
 
-from .common import (
-    ENCODERS,
-    FLAG_SETS,
-    SIZE,
-    THREADS,
-    cached_entry,
-    deployed,
-    engine_options,
-    measure,
-    resolve,
-)
+from .artifacts import deployed
+from .common import ENCODERS, FLAG_SETS, SIZE, THREADS, resolve
+from .compat import api
+from .runs import cached_entry, engine_options
 
 
 def _measure(encoder, flags):
     """One grid entry on the trained model, measured as `unet-decoder bench` measures a row."""
     backend, names = resolve(encoder, flags)  # n/a before any training
-    try:
-        from unet_decoder.tracking.bench import measure_row, synthetic_subject
-    except ImportError:  # a commit from before trained weights existed
-        raise NotImplementedError("this commit has no trained-weights measurement") from None
-    subject = synthetic_subject(encoder, SIZE, 1)
-    flops = measure.count_flops(subject.model, subject.timing_input)
+    if api.synthetic_subject is None:  # a commit from before trained weights existed
+        raise NotImplementedError("this commit has no trained-weights measurement")
+    subject = api.synthetic_subject(encoder, SIZE, 1)
+    flops = api.count_flops(subject.model, subject.timing_input)
     built = {}
-    if "prebuilt" in inspect.signature(measure_row).parameters:
+    if "prebuilt" in inspect.signature(api.measure_row).parameters:
         # the artifact Forward times (same weights, calibration, shape and threads)
         prebuilt = deployed(subject.model, backend, names, subject.timing_input, THREADS,
                             calibration="synthetic")  # fmt: skip
         built = {"prebuilt": prebuilt} if prebuilt is not None else {}
-    row = measure_row(subject.model, subject, subject.reference(), names, THREADS, flops,
-                      None, min_seconds=0.5, **built, **engine_options(backend))  # fmt: skip
+    row = api.measure_row(subject.model, subject, subject.reference(), names, THREADS, flops,
+                          None, min_seconds=0.5, **built, **engine_options(backend))  # fmt: skip
     return {
         "relative_error": row["max_rel_error"],
         "pixel_agreement": 100 * row["pixel_agreement"],

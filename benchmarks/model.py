@@ -2,7 +2,8 @@
 
 import torch
 
-from .common import ENCODERS, THREADS, example_input, measure, model
+from .common import ENCODERS, THREADS, example_input, model
+from .compat import api
 
 
 class Model:
@@ -17,7 +18,7 @@ class Model:
 
     def track_gflop(self, encoder):
         """FLOPs of one forward at the benchmark input size (torch.utils.flop_counter)."""
-        return measure.count_flops(model(encoder), example_input()) / 1e9
+        return api.count_flops(model(encoder), example_input()) / 1e9
 
     track_gflop.unit = "GFLOP"
 

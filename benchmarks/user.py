@@ -14,7 +14,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from .common import FLAG_SETS, SIZE, THREADS, cached_entry, engine_options, resolve
+from .common import FLAG_SETS, SIZE, THREADS, resolve
+from .compat import api
+from .runs import cached_entry, engine_options
 
 try:  # n/a raised from inside a benchmark (not its setup): asv_runner's own exception
     from asv_runner.benchmarks.mark import SkipNotImplemented
@@ -41,18 +43,16 @@ _subject = []
 
 def _measure(flags):
     """One flag set on your checkpoint and images, measured as `bench --checkpoint` does."""
-    from unet_decoder.tracking.bench import checkpoint_subject, measure_row
-
     backend, names = resolve(ENCODER, flags)
     if not _subject:
         optional = [os.environ.get(v) for v in ("UNET_BENCH_IMAGES", "UNET_BENCH_MASKS")]
-        _subject.append(checkpoint_subject(
+        _subject.append(api.checkpoint_subject(
             ENCODER, Path(os.environ["UNET_BENCH_CHECKPOINT"]),
             *(Path(v) if v else None for v in optional), SIZE, 1,
         ))  # fmt: skip
     subject = _subject[0]
-    row = measure_row(subject.model, subject, subject.reference(), names, THREADS, None, None,
-                      min_seconds=1.0, **engine_options(backend))  # fmt: skip
+    row = api.measure_row(subject.model, subject, subject.reference(), names, THREADS, None,
+                          None, min_seconds=1.0, **engine_options(backend))  # fmt: skip
     return {
         "time_ms": row["median_ms"],
         "relative_error": row["max_rel_error"],

@@ -267,8 +267,9 @@ def test_every_matrix_environment_runs_the_int8_entries(tmp_path, asv_env_dir, t
 def test_torch_bf16_entries_are_na_where_torch_would_emulate_bf16(monkeypatch, native):
     """As bench's default does; fp32, int8 and the engines are measured either way."""
     from benchmarks import common
+    from benchmarks.compat import api
 
-    monkeypatch.setattr(common, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(api, "torch_has_native_bf16", lambda: native)
     for flags in ("bf16", "best_bf16"):
         if native:
             assert "bf16" in common.resolve("test_resnet", flags)[1]
@@ -286,7 +287,7 @@ def test_an_artifact_is_reused_until_a_file_its_build_ran_changes(tmp_path, monk
     import torch
 
     import unet_decoder
-    from benchmarks import common
+    from benchmarks import artifacts
     from unet_decoder import UNet
 
     package = tmp_path / "site" / "unet_decoder"
@@ -298,39 +299,39 @@ def test_an_artifact_is_reused_until_a_file_its_build_ran_changes(tmp_path, monk
     monkeypatch.setenv("ASV_ENV_NAME", "uv-pip-py3.11-torch2.14.1")
     torch.manual_seed(0)
     model, x = UNet("test_resnet").eval(), torch.randn(1, 3, 64, 64)
-    common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
-    (entry,) = common.artifact_cache().iterdir()
+    artifacts.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
+    (entry,) = artifacts.artifact_cache().iterdir()
     (build,) = entry.glob("build-*")
-    sources = json.loads((build / common.SOURCES).read_text())
+    sources = json.loads((build / artifacts.SOURCES).read_text())
     # what the build child imported, not the whole package
     assert {"unet_decoder/model/unet.py", "unet_decoder/engines/onnxruntime.py",
-            "benchmarks/common.py"} <= set(sources)  # fmt: skip
+            "benchmarks/artifact_child.py"} <= set(sources)  # fmt: skip
     assert "unet_decoder/tracking/gate.py" not in sources
 
     builds = []
-    real_build = common._build_in_child
-    monkeypatch.setattr(common, "_build_in_child",
+    real_build = artifacts.build_in_child
+    monkeypatch.setattr(artifacts, "build_in_child",
                         lambda *a: builds.append(a[1]) or real_build(*a))  # fmt: skip
     (package / "tracking" / "gate.py").write_text("# a gate change\n", encoding="utf-8")
-    again = common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
+    again = artifacts.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
     assert builds == []
     with torch.no_grad():  # the build it loaded is this model's (fp32, BN folded: 6e-8 here)
         assert torch.allclose(again(x), model(x), atol=1e-4)
 
     unet = package / "model" / "unet.py"
     unet.write_text(unet.read_text(encoding="utf-8") + "# a model change\n", encoding="utf-8")
-    assert common.built_by_this_code(entry) is None
-    common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
+    assert artifacts.built_by_this_code(entry) is None
+    artifacts.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
     assert builds == ["onnxruntime"] and len(list(entry.glob("build-*"))) == 2
-    assert common.built_by_this_code(entry) not in (None, build)  # the changed model's
+    assert artifacts.built_by_this_code(entry) not in (None, build)  # the changed model's
 
-    digest = common._file_digest
-    script = Path(common.__file__)
-    monkeypatch.setattr(common, "_file_digest",
-                        lambda path: "edited" if path == script else digest(path))  # fmt: skip
-    assert common.built_by_this_code(entry) is None  # the build script is a source too
+    digest = artifacts._file_digest
+    child = artifacts.CHILD
+    monkeypatch.setattr(artifacts, "_file_digest",
+                        lambda path: "edited" if path == child else digest(path))  # fmt: skip
+    assert artifacts.built_by_this_code(entry) is None  # the build program is a source too
     monkeypatch.setenv("ASV_ENV_NAME", "uv-pip-py3.11-torch2.12.1")
-    assert common.artifact_cache() != entry.parent
+    assert artifacts.artifact_cache() != entry.parent
 
 
 def test_a_build_whose_program_is_unchanged_links_the_earlier_package(tmp_path, monkeypatch):
@@ -342,7 +343,7 @@ def test_a_build_whose_program_is_unchanged_links_the_earlier_package(tmp_path, 
     import torch
     import torch._inductor
 
-    from benchmarks import common
+    from benchmarks import artifacts
     from unet_decoder import UNet, build_artifact
 
     monkeypatch.setenv("UNET_BENCH_ARTIFACT_CACHE", str(tmp_path / "artifacts"))
@@ -352,12 +353,12 @@ def test_a_build_whose_program_is_unchanged_links_the_earlier_package(tmp_path, 
     torch.manual_seed(0)
     model, x = UNet("test_resnet").eval(), torch.randn(1, 3, 64, 64)
     flags = ["fuse_bn", "channels_last", "compile"]
-    entry = common.artifact_cache() / "entry"
+    entry = artifacts.artifact_cache() / "entry"
     earlier = entry / "build-earlier"
     record = build_artifact(model, flags, x, earlier, threads=2)
     (earlier / "build.json").write_text(json.dumps({"build_seconds": 40.0}))
 
-    folder = common._build_in_child(model, "torch", flags, x, 2, None, entry)
+    folder = artifacts.build_in_child(model, "torch", flags, x, 2, None, entry)
     assert folder != earlier and (folder / "model.pt2").samefile(earlier / "model.pt2")
     assert json.loads((folder / "deployed.json").read_text())["program"] == record.program
     built = json.loads((folder / "build.json").read_text())
@@ -371,18 +372,18 @@ def test_a_cached_artifact_made_on_another_machine_is_built_again_not_refused(
     on an artifact built for this machine, instead of every one of them failing."""
     import torch
 
-    from benchmarks import common
+    from benchmarks import artifacts
     from unet_decoder import UNet
 
     monkeypatch.setenv("UNET_BENCH_ARTIFACT_CACHE", str(tmp_path / "artifacts"))
     torch.manual_seed(0)
     model, x = UNet("test_resnet").eval(), torch.randn(1, 3, 64, 64)
-    first = common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
+    first = artifacts.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
     (record,) = (tmp_path / "artifacts").glob("*/build-*/deployed.json")
     made = json.loads(record.read_text())
     here = made["environment"]["cpu_capability"]
     made["environment"]["cpu_capability"] = "another CPU"
     record.write_text(json.dumps(made))
-    again = common.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
+    again = artifacts.deployed(model, "onnxruntime", ["fuse_bn"], x, 2)
     assert json.loads(record.read_text())["environment"]["cpu_capability"] == here  # rebuilt
     assert torch.allclose(again(x), first(x), atol=1e-5)

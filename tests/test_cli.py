@@ -114,7 +114,7 @@ def test_smp_peers_use_smps_own_encoder_where_it_has_one_else_timms():
     """bench --peers's smp rows (measured in test_engines) on the encoder the user named."""
     import torch
 
-    from unet_decoder.tracking.peers import smp_unet
+    from unet_decoder.bench.peers import smp_unet
 
     own, timms = smp_unet("resnet18", num_classes=4), smp_unet("test_resnet", num_classes=4)
     assert own.encoder_name == "smp:resnet18" and timms.encoder_name == "smp:tu-test_resnet"
@@ -183,7 +183,7 @@ def _printed(result: dict, *, width: int) -> str:
     """What bench prints under its table, on a terminal this wide."""
     from rich.console import Console
 
-    from unet_decoder.tracking.report import print_table
+    from unet_decoder.bench.report import print_table
 
     with open(os.devnull, "w") as sink:
         console = Console(width=width, record=True, file=sink)
@@ -192,7 +192,7 @@ def _printed(result: dict, *, width: int) -> str:
 
 
 def test_busy_machine_and_wide_spread_are_warned_under_the_table():
-    from unet_decoder.tracking.report import warnings_for
+    from unet_decoder.bench.report import warnings_for
 
     quiet = _result(["resnet18"], ["none"])
     assert warnings_for(quiet) == []
@@ -204,7 +204,7 @@ def test_busy_machine_and_wide_spread_are_warned_under_the_table():
 
 
 def test_bf16_rows_on_a_cpu_without_native_bf16_are_called_emulated():
-    from unet_decoder.tracking.report import warnings_for
+    from unet_decoder.bench.report import warnings_for
 
     result = _result(["resnet18"], ["none", "bf16+compile"])
     result["rows"][1].update(precision="bf16", backend="torch")
@@ -218,10 +218,10 @@ def test_bf16_rows_on_a_cpu_without_native_bf16_are_called_emulated():
 def test_the_default_rows_leave_bf16_out_only_where_torch_would_emulate_it(monkeypatch, native):
     """Emulated bf16 rows took 8 minutes of the default bench's setup on an AVX2 machine and
     measure nothing a bf16 CPU would see; asked for with --flags, they still run."""
+    from unet_decoder.bench import rows as bench
     from unet_decoder.model import UNet
-    from unet_decoder.tracking import bench
 
-    monkeypatch.setattr(bench, "has_native_bf16", lambda: native)
+    monkeypatch.setattr(bench, "torch_has_native_bf16", lambda: native)
     models = {"test_resnet": UNet("test_resnet").eval()}
     skipped: list[str] = []
     default = [flags for _, flags in bench.row_plans(models, None, skipped)]
@@ -267,7 +267,7 @@ def test_cpu_taken_by_neighbours_is_measured_and_our_children_are_not():
     """The busy-machine guard: a neighbour's busy loop shows; our own subprocesses do not."""
     import time
 
-    from unet_decoder.tracking.measure import OtherProcessesCPU
+    from unet_decoder.bench.neighbours import OtherProcessesCPU
 
     burn = "import time\nt = time.time()\nwhile time.time() - t < 2: pass"
     watch = OtherProcessesCPU().start()

@@ -12,9 +12,10 @@ import torch
 from unet_decoder import FlagError, InputError, UNet, export_onnx, optimize
 from unet_decoder.cli import main
 from unet_decoder.engines.export import CHECK_SHAPES, check_onnx
-from unet_decoder.engines.openvino import has_native_bf16
+from unet_decoder.engines.openvino import plugin_runs_bf16
 from unet_decoder.passes import EXACT_TOLERANCE, pixel_agreement, relative_error
-from unet_decoder.passes.registry import FLAGS, min_agreement
+from unet_decoder.passes.policy import min_agreement
+from unet_decoder.passes.registry import FLAGS
 from unet_decoder.training import held_out, make_batch
 from unet_decoder.training.task import CALIBRATION_SEED
 
@@ -71,7 +72,7 @@ def test_every_engine_backend_meets_its_budget_on_trained_weights(
     images = held_out(SIZE).images
     calibration = list(make_batch(4, SIZE, seed=CALIBRATION_SEED).images.split(1))
     model = trained_test_resnet.model
-    if backend == "openvino" and "bf16" in flags and not has_native_bf16():
+    if backend == "openvino" and "bf16" in flags and not plugin_runs_bf16():
         # this CPU has no BF16 kernels: OpenVINO would run fp32 and call it bf16
         with pytest.raises(FlagError, match="no BF16 kernels here"):
             optimize(model, flags, example_input=images[:1], backend=backend)
@@ -139,7 +140,7 @@ def test_peers_put_the_engines_beside_our_sets_with_a_verdict(tmp_path, capsys):
     expected = {"onnxruntime+fuse_bn", "onnxruntime+fuse_bn+int8", "openvino+fuse_bn",
                 "openvino+fuse_bn+bf16", "openvino+fuse_bn+int8"}  # fmt: skip
     printed = capsys.readouterr().out
-    if has_native_bf16():
+    if plugin_runs_bf16():
         assert engines["openvino+fuse_bn+bf16"]["precision"] == "bf16"
     else:  # not an fp32 row under the bf16 name: left out, and the table says why
         expected.remove("openvino+fuse_bn+bf16")
@@ -156,7 +157,7 @@ def test_peers_put_the_engines_beside_our_sets_with_a_verdict(tmp_path, capsys):
 
 def test_an_export_is_reused_only_for_the_same_weights_and_shape(tmp_path):
     """The asv suites share one export per encoder and weights across a run's processes."""
-    from unet_decoder.engines.deploy import cached_export
+    from unet_decoder.engines.runner import cached_export
 
     model = UNet("test_resnet").eval()
     x = torch.randn(1, 3, 64, 64)

@@ -14,7 +14,7 @@ from asv.util import load_json
 
 from unet_decoder.cli import main
 from unet_decoder.tracking.gate import run_gate
-from unet_decoder.tracking.second_look import added_by_process, ratio_of_processes
+from unet_decoder.tracking.rounds import added_by_process, ratio_of_processes
 from unet_decoder.tracking.stored import stored_results
 from unet_decoder.tracking.verdict import FAILED, NOTHING, PASS, REGRESSION, read_asv_output
 
@@ -68,6 +68,17 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
 def test_gate_never_passes_when_asv_cannot_run(tmp_path):
     result = run_gate("main", "HEAD", config=tmp_path / "missing.json")
     assert not result.passed and result.verdict.kind == NOTHING and result.exit_code == 3
+
+
+@pytest.mark.parametrize("command", [["gate", "main", "HEAD"], ["nightly", "--machine", "m"]])
+def test_gate_and_nightly_refuse_to_record_an_injected_slowdown(command, monkeypatch, capsys):
+    """The slowdown knob of `noise --inject`, left exported in a shell, would slow every
+    time_forward of a kept series with no mark: one line, before asv runs at all."""
+    monkeypatch.setenv("UNET_BENCH_INJECT_SLOWDOWN", "0.2")
+    monkeypatch.setattr("unet_decoder.tracking.second_look.subprocess.run", None)  # never runs
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "UNET_BENCH_INJECT_SLOWDOWN is set" in err and "unset" in err
 
 
 def test_a_config_with_no_usable_python_is_measured_nothing_not_a_slowdown(

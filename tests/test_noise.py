@@ -10,7 +10,7 @@ from asv.util import load_json
 
 from unet_decoder.cli import main
 from unet_decoder.tracking import noise
-from unet_decoder.tracking.noise import CANDIDATE_FACTORS, NoiseReport
+from unet_decoder.tracking.noise_report import CANDIDATE_FACTORS, NoiseReport, format_report
 
 from .scratch import ROOT
 
@@ -128,13 +128,11 @@ def test_a_trial_flagged_at_first_look_is_judged_again_as_the_gate_does(monkeypa
     # trial 0: base, head and slowed flagged; trial 1: base and slowed only; two rounds each
     assert sorted(f for f, _ in confirming) == sorted(["0-base", "0-head", "0-slowed"] * 2
                                                       + ["1-base", "1-slowed"] * 2)  # fmt: skip
-    assert "after the gate's 2 confirming rounds (6 where undecided): 0/2" in noise.format_report(
-        report
-    )
+    assert "after the gate's 2 confirming rounds (6 where undecided): 0/2" in format_report(report)
     # per trial: the gate's verdict, and the evidence behind it
     assert report.failed_trials == 0 and report.caught_trials == 2
     assert "the A/A head failed 0 of 2 trials; the slowed side failed 2 of 2" in (
-        noise.format_report(report)
+        format_report(report)
     )
     entry = "forward.Forward.time_forward('x', 'none')"
     first = report.trials[0]
@@ -163,13 +161,14 @@ def test_a_trial_close_to_the_factor_gets_the_gates_extra_rounds():
     """As in the gate: after the confirming rounds, an entry between the nomination bar and
     twice the factor's margin (x1.05-1.20 at 1.10) is measured again, per side against base,
     for up to four more rounds; base measures what any side still needs."""
-    values = {"base": {"a": [1.0] * 3, "b": [1.0] * 3}, "head": {"a": [1.12] * 3, "b": [1.0] * 3},
-              "slowed": {"a": [1.3] * 3, "b": [1.1] * 3}}  # fmt: skip
-    flagged = {"base": {"a", "b"}, "head": {"a", "b"}, "slowed": {"a", "b"}}
-    assert noise._measured_next(values, flagged, 2, 3, 1.10) == flagged
-    assert noise._measured_next(values, flagged, 3, 3, 1.10) == {
+    from unet_decoder.tracking.rounds import next_round
+
+    ratios = {"head": {"a": 1.12, "b": 1.0}, "slowed": {"a": 1.3, "b": 1.1}}
+    everything = {"base": {"a", "b"}, "head": {"a", "b"}, "slowed": {"a", "b"}}
+    assert next_round(ratios, 2, 3, 1.10) == everything
+    assert next_round(ratios, 3, 3, 1.10) == {
         "base": {"a", "b"}, "head": {"a"}, "slowed": {"b"}}  # fmt: skip
-    assert noise._measured_next(values, flagged, 7, 3, 1.10)["base"] == set()
+    assert next_round(ratios, 7, 3, 1.10)["base"] == set()
 
 
 def test_the_slowed_side_runs_before_after_and_between_the_gate_pair():

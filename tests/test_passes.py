@@ -194,10 +194,10 @@ def test_int8_on_unreparameterized_mobileone_says_to_add_reparam(models):
 def test_int8_uses_7_bit_activations_where_the_cpu_lacks_vnni(monkeypatch):
     """Without VNNI, x86 int8 kernels sum u8 x s8 pairs in saturating int16 (torchao: "set
     reduce_range=True on earlier CPUs without VNNI"); with it, the full 8 bits are safe."""
-    from unet_decoder.passes import quantize
+    from unet_decoder import machine
 
-    monkeypatch.setattr(quantize, "cpu_flags", lambda: ["avx2", "fma"])
-    assert quantize.needs_reduced_range()
+    monkeypatch.setattr(machine, "cpu_flags", lambda: ["avx2", "fma"])
+    assert machine.int8_needs_reduced_range()
     for vnni in ("avx512_vnni", "avx_vnni", "amx_int8"):
-        monkeypatch.setattr(quantize, "cpu_flags", lambda v=vnni: ["avx2", v])
-        assert not quantize.needs_reduced_range()
+        monkeypatch.setattr(machine, "cpu_flags", lambda v=vnni: ["avx2", v])
+        assert not machine.int8_needs_reduced_range()

@@ -12,12 +12,12 @@ import torch
 from unet_decoder import UNet, optimize
 from unet_decoder.passes.accuracy import mean_iou, pixel_agreement, relative_error
 from unet_decoder.passes.fusion import fold_conv_bn
+from unet_decoder.passes.policy import min_agreement
 from unet_decoder.passes.registry import (
     BF16_TOLERANCE,
     EXACT_MIN_PIXEL_AGREEMENT,
     INT8_MIN_PIXEL_AGREEMENT,
     INT8_TOLERANCE,
-    min_agreement,
 )
 from unet_decoder.training import NUM_CLASSES, held_out, make_batch, trained_unet
 from unet_decoder.training.task import CALIBRATION_SEED

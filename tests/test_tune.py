@@ -11,8 +11,8 @@ import torch
 from unet_decoder import UNet, load_deployed
 from unet_decoder.cli import main
 from unet_decoder.passes import relative_error
-from unet_decoder.tracking import tune
 from unet_decoder.training import held_out
+from unet_decoder.tune import candidates as tune
 
 from .fresh_process import logits_from_fresh_process
 from .task_files import write_task_as_files
@@ -122,6 +122,29 @@ def test_bad_options_are_refused_in_one_line_before_any_work(argv, message, caps
     assert main(["tune", "--encoder", "test_resnet", "--out", str(tmp_path / "o"), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_bug_in_our_own_code_surfaces_instead_of_failing_a_candidate(monkeypatch, tmp_path):
+    """An engine or compiler that refuses a candidate is reported and the search goes on; a
+    TypeError raised in unet_decoder itself is a bug and must not read as "failed"."""
+    from unet_decoder.tune import steps
+
+    model = UNet("test_resnet").eval()
+    subject = type("S", (), {"timing_input": torch.randn(1, 3, 64, 64), "calibration": None})
+    candidate = tune.Candidate("torch", ["fuse_bn"], 1, budget={})
+
+    def engine_failure(*args, **kwargs):  # raised outside our package: a candidate's failure
+        raise RuntimeError("the compiler refused this graph")
+
+    monkeypatch.setattr(steps, "build_artifact", engine_failure)
+    assert steps.build(candidate, model, subject, tmp_path / "a", tmp_path / "onnx") is None
+    assert candidate.status == "failed" and "compiler refused" in candidate.reason
+
+    monkeypatch.undo()
+    monkeypatch.setattr("unet_decoder.deploy.build.environment", None)  # our own code breaks
+    with pytest.raises(TypeError):
+        steps.build(tune.Candidate("torch", ["fuse_bn"], 1, budget={}), model, subject,
+                    tmp_path / "b", tmp_path / "onnx")  # fmt: skip
 
 
 def test_tune_never_writes_over_a_folder_that_is_not_an_artifact(tmp_path, capsys):

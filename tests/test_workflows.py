@@ -53,12 +53,12 @@ def test_gate_and_nightly_keep_the_trained_weights_between_runs(name, job, monke
 def test_the_gate_keeps_its_compiled_artifacts_between_pushes(tmp_path, monkeypatch):
     """A second push to a pull request restores what the first one built (the base's
     artifacts at least): the cached folder is the one the benchmarks build into."""
-    from benchmarks import common
+    from benchmarks import artifacts
 
     monkeypatch.delenv("UNET_BENCH_ARTIFACT_CACHE", raising=False)
     monkeypatch.setenv("ASV_CONF_DIR", str(tmp_path))
     monkeypatch.setenv("ASV_ENV_NAME", "uv-pip-py3.11-torch2.14.1")
-    built_into = common.artifact_cache().parent.relative_to(tmp_path).as_posix()
+    built_into = artifacts.artifact_cache().parent.relative_to(tmp_path).as_posix()
     steps = yaml.safe_load((WORKFLOWS[0].parent / "pr-gate.yml").read_text())["jobs"]["gate"]
     cached = [step["with"] for step in steps["steps"]
               if step.get("uses", "").startswith("actions/cache@")]  # fmt: skip

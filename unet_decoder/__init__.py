@@ -21,23 +21,25 @@ from .errors import (
     UNetDecoderError,
     WeightsUnavailableError,
 )
+from .version import __version__ as __version__
 
 if TYPE_CHECKING:
-    from .artifact import DeployedModel, build_artifact, load_deployed
-    from .engines import export_onnx
+    from .deploy import DeployedModel, build_artifact, load_deployed, optimize
+    from .engines import EngineModel, export_onnx
     from .model import UNet
-    from .passes import FLAGS, OptimizedModel, Pass, optimize
+    from .passes import FLAGS, OptimizedModel, Pass
 
 _LAZY = {
     "UNet": ".model",
     "FLAGS": ".passes",
     "OptimizedModel": ".passes",
     "Pass": ".passes",
-    "optimize": ".passes",
+    "EngineModel": ".engines",
     "export_onnx": ".engines",
-    "build_artifact": ".artifact",
-    "load_deployed": ".artifact",
-    "DeployedModel": ".artifact",
+    "optimize": ".deploy",
+    "build_artifact": ".deploy",
+    "load_deployed": ".deploy",
+    "DeployedModel": ".deploy",
 }
 
 
@@ -62,6 +64,7 @@ __all__ = [
     "ConfigError",
     "DeployedModel",
     "EncoderError",
+    "EngineModel",
     "FlagError",
     "InputError",
     "OptimizedModel",
@@ -74,4 +77,3 @@ __all__ = [
     "load_deployed",
     "optimize",
 ]
-__version__ = "0.1.0"

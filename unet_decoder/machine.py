@@ -49,8 +49,20 @@ def usable_cores() -> int:
 #: Flags of the CPUs whose bf16 matmuls and convolutions run in hardware; elsewhere torch
 #: emulates bf16 with fp32 arithmetic plus conversions, slower than plain fp32.
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+#: Flags of the CPUs with int8 dot products that sum without saturating (VNNI, AMX).
+INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
-def has_native_bf16() -> bool:
-    """Whether torch's bf16 convolutions run in hardware here (`NATIVE_BF16_FLAGS`)."""
-    return bool(NATIVE_BF16_FLAGS & set(cpu_flags()))
+def torch_has_native_bf16(flags: list[str] | None = None) -> bool:
+    """Whether torch's bf16 convolutions run in hardware on this CPU (or on the CPU whose
+    `cpu_flags()` a results file recorded): one of `NATIVE_BF16_FLAGS`. OpenVINO decides for
+    itself (`engines.openvino.plugin_runs_bf16`)."""
+    return bool(NATIVE_BF16_FLAGS & set(cpu_flags() if flags is None else flags))
+
+
+def int8_needs_reduced_range() -> bool:
+    """x86 CPUs without VNNI multiply u8 x s8 pairs into int16 sums that saturate
+    (vpmaddubsw), which breaks int8 accuracy; 7-bit values (quant_max 127) cannot overflow.
+    torchao's own advice: reduce_range=True "on earlier CPUs without VNNI"; ONNX Runtime's and
+    NNCF's int8 follow the same rule, so every int8 path asks here."""
+    return not INT8_DOT_FLAGS & set(cpu_flags())

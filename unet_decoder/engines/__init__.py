@@ -4,7 +4,19 @@ They need the optional `engines` extra; `optimize(model, flags, backend=...)` ru
 in one under the same accuracy contract as the torch passes.
 """
 
-from .deploy import BACKENDS, EngineModel, check_backend
+from .backends import BACKENDS, ENGINE_SETS, Backend, check_backend, check_cpu
 from .export import EngineUnavailableError, export_onnx
+from .runner import EngineModel, build_engine, cached_export
 
-__all__ = ["BACKENDS", "EngineModel", "EngineUnavailableError", "check_backend", "export_onnx"]
+__all__ = [
+    "BACKENDS",
+    "ENGINE_SETS",
+    "Backend",
+    "EngineModel",
+    "EngineUnavailableError",
+    "build_engine",
+    "cached_export",
+    "check_backend",
+    "check_cpu",
+    "export_onnx",
+]

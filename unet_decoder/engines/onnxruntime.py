@@ -48,14 +48,14 @@ def quantize_qdq(model: Path, out: Path, calibration: Sequence[torch.Tensor]) ->
         def get_next(self):
             return next(self._batches, None)
 
-    from ..passes.quantize import needs_reduced_range
+    from ..machine import int8_needs_reduced_range
 
     prepared = out.with_name(out.stem + ".pre.onnx")
     quant_pre_process(str(model), str(prepared), skip_symbolic_shape=True)
     quantize_static(
         str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ,
         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-        reduce_range=needs_reduced_range(),
+        reduce_range=int8_needs_reduced_range(),
     )  # fmt: skip
     return out
 

@@ -27,9 +27,9 @@ def quantize_nncf(model, calibration: Sequence[torch.Tensor]):
         OverflowFix,
     )
 
-    from ..passes.quantize import needs_reduced_range
+    from ..machine import int8_needs_reduced_range
 
-    fix = OverflowFix.ENABLE if needs_reduced_range() else OverflowFix.FIRST_LAYER
+    fix = OverflowFix.ENABLE if int8_needs_reduced_range() else OverflowFix.FIRST_LAYER
     dataset = nncf.Dataset([b.numpy() for b in calibration])
     return nncf.quantize(
         model, dataset, preset=nncf.QuantizationPreset.PERFORMANCE,
@@ -84,9 +84,10 @@ def compile_runner(graph, precision: str, threads: int) -> OpenVinoRunner:
     return OpenVinoRunner(ov.Core().compile_model(graph, "CPU", config))
 
 
-def has_native_bf16() -> bool:
-    """Whether OpenVINO's CPU plugin runs bf16 on this CPU; elsewhere the bf16 hint is
-    ignored and a "bf16" model is the fp32 one under another name."""
+def plugin_runs_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin runs bf16 on this CPU (its own answer, which can differ
+    from torch's: `machine.torch_has_native_bf16`); elsewhere the bf16 hint is ignored and a
+    "bf16" model is the fp32 one under another name."""
     import openvino as ov
 
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")

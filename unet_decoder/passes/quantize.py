@@ -3,7 +3,7 @@
 PT2E moved from torch.ao to torchao. The quantized graph is only fast once inductor lowers
 its quantize/dequantize pairs into oneDNN int8 kernels (VNNI), so the int8 pass always
 compiles; without that it would run fp32 reference kernels and be slower than fp32. On CPUs
-without VNNI, activations are quantized to 7 bits (see `needs_reduced_range`).
+without VNNI, activations are quantized to 7 bits (`machine.int8_needs_reduced_range`).
 """
 
 from __future__ import annotations
@@ -14,15 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import FlagError
-from ..machine import cpu_flags
-
-
-def needs_reduced_range() -> bool:
-    """x86 CPUs without VNNI multiply u8 x s8 pairs into int16 sums that saturate
-    (vpmaddubsw), which breaks int8 accuracy; 7-bit activations (quant_max 127) cannot
-    overflow. torchao's own advice: reduce_range=True "on earlier CPUs without VNNI"."""
-    flags = set(cpu_flags())
-    return not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
+from ..machine import int8_needs_reduced_range
 
 
 def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.Module:
@@ -36,7 +28,7 @@ def quantize_int8(model: nn.Module, calibration: Iterable[torch.Tensor]) -> nn.M
     batches = list(calibration)
     exported = torch.export.export(model.eval(), (batches[0],)).module()
     quantizer = X86InductorQuantizer()
-    config = get_default_x86_inductor_quantization_config(reduce_range=needs_reduced_range())
+    config = get_default_x86_inductor_quantization_config(reduce_range=int8_needs_reduced_range())
     quantizer.set_global(config)
     try:
         prepared = prepare_pt2e(exported, quantizer)

@@ -1,7 +1,8 @@
 """The optimization passes: one small, documented transform per flag, in a canonical order.
 
 Each pass edits a `Pipeline` (the module being built and how it will be called); `optimize`
-applies the chosen passes sorted by `order`, so any subset composes the same way:
+applies the chosen passes sorted by `order` (`policy.parse_flags`), so any subset composes the
+same way:
 reparam -> fuse_bn -> channels_last -> int8 | bf16 -> compile -> inference_mode (wraps the call).
 """
 
@@ -24,13 +25,6 @@ INT8_MIN_PIXEL_AGREEMENT = 0.98
 #: Share of pixels whose class must not change, on trained weights and held-out images.
 EXACT_MIN_PIXEL_AGREEMENT = 0.999
 BF16_MIN_PIXEL_AGREEMENT = 0.99
-
-
-def min_agreement(tolerance: float) -> float:
-    """The agreement floor that goes with an error budget: the looser, the lower."""
-    if tolerance <= EXACT_TOLERANCE:
-        return EXACT_MIN_PIXEL_AGREEMENT
-    return BF16_MIN_PIXEL_AGREEMENT if tolerance <= BF16_TOLERANCE else INT8_MIN_PIXEL_AGREEMENT
 
 
 @dataclass
@@ -95,9 +89,10 @@ def _bf16(p: Pipeline) -> None:
 
 
 def _int8(p: Pipeline) -> None:
-    from .quantize import needs_reduced_range, quantize_int8
+    from ..machine import int8_needs_reduced_range
+    from .quantize import quantize_int8
 
-    p.notes["int8_activation_bits"] = 7 if needs_reduced_range() else 8
+    p.notes["int8_activation_bits"] = 7 if int8_needs_reduced_range() else 8
     batches = [x.contiguous(memory_format=p.memory_format) for x in p.calibration]
     p.module = quantize_int8(p.module, batches)
     p.static_shape = tuple(p.example_input.shape)

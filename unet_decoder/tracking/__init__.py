@@ -1,6 +1,6 @@
-"""The tracking room: measurements, `unet-decoder bench`, reports, peers, the asv gate,
-nightly history and the offline dashboard.
+"""The tracking room: asv and CI only, with no torch: the pull-request gate, the nightly job,
+the noise measurement, the confirming rounds they share, verdicts, stored results, named
+selections, the offline dashboard, asv's uv environment plugin and its static files.
 
-Deliberately imports nothing here: the CLI loads only the module a subcommand needs, so
-`unet-decoder --help` or `asv-offline` never pays for importing torch.
+Imports nothing here: the CLI loads only the module a subcommand needs.
 """

@@ -18,14 +18,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .second_look import (
-    CONFIRM_HEADER,
-    CONFIRM_ROUNDS,
-    asv_caller,
-    measured_between,
-    second_look,
-    to_look_again,
-)
+from .noise import refuse_injected
+from .rounds import CONFIRM_ROUNDS
+from .second_look import CONFIRM_HEADER, asv_caller, measured_between, second_look, to_look_again
 from .stored import stored_results
 from .verdict import PASS, REGRESSION, Verdict, read_asv_output
 
@@ -71,8 +66,9 @@ def run_gate(
     confirm_rounds: int = CONFIRM_ROUNDS,
 ) -> GateResult:
     """`extra_args` go to every asv call; its -b selection to the first look only."""
-
-    asv = asv_caller(config, machine, cwd, {**os.environ, **(env or {})})
+    environment = {**os.environ, **(env or {})}
+    refuse_injected(environment)
+    asv = asv_caller(config, machine, cwd, environment)
     stored = stored_results(config, cwd)
     before = {commit: stored(commit) for commit in (base, head)}
 

@@ -22,13 +22,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .second_look import (
-    CONFIRM_ROUNDS,
-    Asv,
-    asv_caller,
-    nomination_bar,
-    second_look,
-)
+from .noise import refuse_injected
+from .rounds import CONFIRM_ROUNDS, nomination_bar
+from .second_look import Asv, asv_caller, second_look
 from .stored import Stored, stored_results
 from .verdict import NOTHING, PASS, REGRESSION, Verdict, compared_rows, read_asv_output
 
@@ -217,6 +213,7 @@ def run_nightly(
         results_dir = config.parent / results_dir
     worktree = repo / ".asv" / "nightly-results"
     env = {**os.environ, **(env or {})}
+    refuse_injected(env)
     asv = asv_caller(config, machine, repo, env)
 
     _results_worktree(repo, branch, worktree)

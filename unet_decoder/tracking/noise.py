@@ -8,13 +8,13 @@ environment, `asv run -E existing`, one round per call, `--append-samples` into 
 results folder): an A/A trial. Would asv's comparison (`asv continuous`'s rule: slower than the
 factor *and* statistically different, from the recorded samples) call it a regression? That is
 a false positive. With `inject`, each trial has a third side, interleaved in the same rounds,
-whose every forward is slowed by that fraction (benchmarks/forward.py reads
-UNET_BENCH_INJECT_SLOWDOWN): the slowdowns the gate would catch. It takes a new position in
-every round (first, between, last), so that no side always runs right after it. The
-recommended factor is the smallest candidate with no false positive at first look. As the gate
-does, the entries flagged at `factor`, or slower than its `nomination_bar`, are then measured
-again in `confirm_rounds` more interleaved rounds (more where `undecided`), one process per
-side and round, and judged again by the median of each side's processes (`second_look`): false
+whose every forward is slowed by that fraction (benchmarks/forward.py reads `INJECT_VARIABLE`,
+which only this command sets and the gate and the nightly refuse): the slowdowns the gate
+would catch. It takes a new position in every round (first, between, last), so that no side
+always runs right after it. The recommended factor is the smallest candidate with no false
+positive at first look. As the gate does, the entries flagged at `factor`, or slower than its
+`nomination_bar`, are then measured again in the gate's confirming rounds (`rounds.confirm`),
+one process per side and round, and judged by the median of each side's processes: false
 positives and catches are reported for both looks.
 """
 
@@ -22,71 +22,32 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UNetDecoderError
-from .second_look import (
-    CONFIRM_ROUNDS,
-    EXTRA_ROUNDS,
-    added_by_process,
-    measured_next,
-    nomination_bar,
-    ratio_of_processes,
-)
+from .noise_report import CANDIDATE_FACTORS, NoiseReport
+from .rounds import CONFIRM_ROUNDS, added_by_process, confirm, nomination_bar
 from .selections import exact_entries
 from .stored import Entries, result_entries
 from .verdict import read_asv_output
 
-CANDIDATE_FACTORS = (1.05, 1.10, 1.15, 1.20, 1.30, 1.50)
+#: The benchmarks' slowdown knob (benchmarks/forward.py): a fraction of each forward's time
+#: slept after it. Set by `noise --inject` on its slowed side alone; `refuse_injected` keeps
+#: it out of every run whose results are kept.
+INJECT_VARIABLE = "UNET_BENCH_INJECT_SLOWDOWN"
 
 
-@dataclass
-class NoiseReport:
-    runs: int  # trials: base and head measured in interleaved rounds
-    factor: float
-    rounds: int = 2
-    entries: dict[str, list[float]] = field(default_factory=dict)  # entry -> value per run
-    false_positives: dict[float, int] = field(default_factory=dict)  # factor -> count
-    pairs: int = 0
-    injected: float | None = None
-    caught: int = 0  # injected pairs flagged at `factor`
-    injected_pairs: int = 0
-    confirm_rounds: int = 0
-    confirmed_false_positives: int = 0  # at `factor`, still flagged after the confirming rounds
-    confirmed_caught: int = 0
-    # per trial: did the gate fail after its second look (A/A head; slowed side)?
-    failed_trials: int = 0
-    caught_trials: int = 0
-    # per trial: first-look ratio per side and entry, what was measured again, each
-    # confirming process's value, what stayed slower: the evidence behind the counts
-    trials: list[dict] = field(default_factory=list)
-
-    @property
-    def recommended_factor(self) -> float | None:
-        return next((f for f in CANDIDATE_FACTORS if self.false_positives.get(f, 1) == 0), None)
-
-    def spreads(self) -> dict[str, float]:
-        """max/min - 1 across the A/A sides of every trial, per entry."""
-        return {k: max(v) / min(v) - 1 for k, v in self.entries.items() if min(v) > 0}
-
-    def to_dict(self) -> dict:
-        return {
-            "runs": self.runs, "rounds": self.rounds, "factor": self.factor, "pairs": self.pairs,
-            "entries": self.entries, "spread": self.spreads(),
-            "false_positives": {str(k): v for k, v in self.false_positives.items()},
-            "recommended_factor": self.recommended_factor, "injected": self.injected,
-            "injected_pairs": self.injected_pairs, "caught": self.caught,
-            "confirm_rounds": self.confirm_rounds,
-            "confirmed_false_positives": self.confirmed_false_positives,
-            "confirmed_caught": self.confirmed_caught, "failed_trials": self.failed_trials,
-            "caught_trials": self.caught_trials, "trials": self.trials,
-        }  # fmt: skip
+def refuse_injected(env: dict[str, str] | None = None) -> None:
+    """The gate and the nightly keep what they measure: one line, never a slowed series."""
+    if (env if env is not None else os.environ).get(INJECT_VARIABLE):
+        raise UNetDecoderError(
+            f"{INJECT_VARIABLE} is set: every time_forward would be slowed and recorded so; "
+            f"unset it (it is `unet-decoder noise --inject`'s alone)."
+        )
 
 
 def _load(results_dir: Path, machine: str) -> Entries:
@@ -157,7 +118,7 @@ def measure_noise(
     base["repo"] = str(Path(config).resolve().parent / base.get("repo", "."))
     base["benchmark_dir"] = str(Path(config).resolve().parent / base.get("benchmark_dir", "."))
     env = {**os.environ}
-    env.pop("UNET_BENCH_INJECT_SLOWDOWN", None)
+    env.pop(INJECT_VARIABLE, None)
     sides = {"base": env, "head": env}
     report = NoiseReport(runs=runs, factor=factor, rounds=rounds, injected=inject,
                          confirm_rounds=confirm_rounds)  # fmt: skip
@@ -169,7 +130,7 @@ def measure_noise(
         # the compiled entries again: every side of this measurement shares one build instead
         env["UNET_BENCH_ARTIFACT_CACHE"] = str(Path(tmp) / "artifacts")
         if inject:
-            sides["slowed"] = {**env, "UNET_BENCH_INJECT_SLOWDOWN": str(inject)}
+            sides["slowed"] = {**env, INJECT_VARIABLE: str(inject)}
 
         def measure(t: int, side: str, selection: str, label: str) -> None:
             progress(f"trial {t + 1}/{runs}, {label}: {side}")
@@ -186,26 +147,26 @@ def measure_noise(
             # the gate's second look: only what the first flagged, more rounds, each process
             # one value, judged by the median of each side's processes
             flagged = _flagged(trials[-1], factor, nominate=confirm_rounds > 0)
-            values: dict[str, dict[str, list[float]]] = {side: {} for side in flagged}
-            report.trials.append(_evidence(trials[-1], flagged, values))
+            report.trials.append(_evidence(trials[-1], flagged))
             if not (confirm_rounds and flagged["base"]):
-                confirmed.append(flagged)
+                confirmed.append(flagged)  # the first look is the verdict
                 continue
-            active, done = flagged, 0
-            while active["base"]:
-                for side in round_order(rounds + done, with_slowed=bool(inject)):
-                    if active[side]:
-                        before = load(t, (side,))[side]
-                        label = f"confirming round {done + 1}"
-                        measure(t, side, exact_entries(active[side]), label)
-                        for name, value in _process_values(before, load(t, (side,))[side]):
-                            if name in active[side]:
-                                values[side].setdefault(name, []).append(value)
-                done += 1
-                active = _measured_next(values, flagged, done, confirm_rounds, factor)
-            confirmed.append({side: {n for n, ratio in _ratios(values, flagged, side).items()
-                                     if ratio > factor}
-                              for side in flagged if side != "base"})  # fmt: skip
+
+            def one_process(side: str, active: set[str], t: int = t) -> dict[str, float]:
+                before = load(t, (side,))[side]
+                measure(t, side, exact_entries(active), "confirming round")
+                after = load(t, (side,))[side]
+                return {name: value for name, value in _process_values(before, after)
+                        if name in active}  # fmt: skip
+
+            values, ratios = confirm(
+                {side: f for side, f in flagged.items() if side != "base"}, one_process,
+                lambda done: round_order(rounds + done, with_slowed=bool(inject)),
+                rounds=confirm_rounds, factor=factor,
+            )  # fmt: skip
+            report.trials[-1]["processes"] = values
+            confirmed.append({side: {n for n, ratio in found.items() if ratio > factor}
+                              for side, found in ratios.items()})  # fmt: skip
             report.trials[-1]["confirmed"] = {side: sorted(c) for side, c in confirmed[-1].items()}
     names = sorted(set.intersection(*(set(m) for t in trials for m in (t["base"], t["head"]))))
     if not names:
@@ -230,14 +191,14 @@ def measure_noise(
     return report
 
 
-def _evidence(trial: dict, flagged: dict, processes: dict) -> dict:
-    """One trial's record for the report; `processes` fills in as the confirming rounds run."""
+def _evidence(trial: dict, flagged: dict) -> dict:
+    """One trial's record for the report; the confirming rounds add their processes."""
     ratios = {side: {n: round(v[0] / trial["base"][n][0], 4) for n, v in entries.items()
                      if n in trial["base"] and trial["base"][n][0] > 0}
               for side, entries in trial.items() if side != "base"}  # fmt: skip
     listed = {side: sorted(f) for side, f in flagged.items()}
     kept = {side: f for side, f in listed.items() if side != "base"}  # judged against base
-    return {"first_look": ratios, "flagged": listed, "processes": processes, "confirmed": kept}
+    return {"first_look": ratios, "flagged": listed, "processes": {}, "confirmed": kept}
 
 
 def _process_values(before: dict, after: dict) -> list[tuple[str, float]]:
@@ -248,22 +209,6 @@ def _process_values(before: dict, after: dict) -> list[tuple[str, float]]:
         earlier = (prior[2] or [prior[0]]) if prior else None
         found.append((name, added_by_process(earlier, samples or [value])))
     return found
-
-
-def _measured_next(values: dict, flagged: dict, done: int, rounds: int,
-                   factor: float) -> dict[str, set[str]]:  # fmt: skip
-    """Per side, what the gate's next confirming round would measure (`measured_next`), each
-    side judged against base; base measures their union."""
-    active = {side: measured_next(_ratios(values, flagged, side), done, rounds, factor)
-              for side in set(flagged) - {"base"}}  # fmt: skip
-    active["base"] = set().union(*active.values())
-    return active
-
-
-def _ratios(values: dict, flagged: dict, side: str) -> dict[str, float]:
-    """A side's confirming ratio against base, per flagged entry measured on both."""
-    return {n: ratio_of_processes(values["base"][n], values[side][n])
-            for n in flagged[side] if n in values["base"] and n in values[side]}  # fmt: skip
 
 
 def _flagged(trial: dict, factor: float, *, nominate: bool) -> dict[str, set[str]]:
@@ -282,49 +227,3 @@ def _flagged(trial: dict, factor: float, *, nominate: bool) -> dict[str, set[str
                 flagged[side].add(name)
     flagged["base"] = set().union(*flagged.values())
     return flagged
-
-
-def format_report(report: NoiseReport) -> str:
-    lines = [
-        f"{report.runs} A/A trials (base and head the same build, {report.rounds} interleaved "
-        "rounds each, as the gate measures); values: base, head of each trial; "
-        "spread = max/min - 1",
-        "",
-    ]
-    width = max(len(n) for n in report.entries)
-    for name, values in report.entries.items():
-        spread = max(values) / min(values) - 1
-        shown = " ".join(f"{v * 1e3:8.2f}" if v < 10 else f"{v:8.2f}" for v in values)
-        lines.append(f"{name:<{width}}  {shown}   spread {spread:6.1%}")
-    spreads = sorted(report.spreads().values())
-    if spreads:
-        lines += ["", f"spread: median {statistics.median(spreads):.1%}, max {spreads[-1]:.1%} "
-                  "(times in ms)"]  # fmt: skip
-    lines.append("")
-    for factor, count in sorted(report.false_positives.items()):
-        lines.append(f"false positives at factor {factor:.2f}: {count}/{report.pairs} compared")
-    if report.confirm_rounds:
-        lines.append(
-            f"false positives at factor {report.factor:.2f} after the gate's "
-            f"{report.confirm_rounds} confirming rounds ({report.confirm_rounds + EXTRA_ROUNDS}"
-            " where undecided): "
-            f"{report.confirmed_false_positives}/{report.pairs} compared"
-        )
-    best = report.recommended_factor
-    lines.append(
-        f"recommended factor for this machine: {best:.2f}" if best
-        else "no candidate factor is free of false positives: this machine is too noisy"
-    )  # fmt: skip
-    if report.injected:
-        lines.append(
-            f"injected {report.injected:.0%} slowdown flagged at factor {report.factor:.2f}: "
-            f"{report.caught} of {report.injected_pairs}"
-            + (f"; after confirming: {report.confirmed_caught} of {report.injected_pairs}"
-               if report.confirm_rounds else "")
-        )  # fmt: skip
-    lines.append(
-        f"gate verdicts: the A/A head failed {report.failed_trials} of {report.runs} trials"
-        + (f"; the slowed side failed {report.caught_trials} of {report.runs}"
-           if report.injected else "")
-    )  # fmt: skip
-    return "\n".join(lines)

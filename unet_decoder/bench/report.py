@@ -1,7 +1,7 @@
 """Ways to show a bench result: a terminal table, JSON, CSV and a PNG bar chart.
 
-Files are written to a temporary name and renamed into place, so an interrupted run never
-leaves a half-written results file behind.
+The renderers return bytes; `files.write_atomically` puts them in place, so an interrupted
+run never leaves a half-written results file behind.
 """
 
 from __future__ import annotations
@@ -9,37 +9,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ..machine import NATIVE_BF16_FLAGS
+from ..machine import torch_has_native_bf16
+from ..passes.policy import PRECISIONS
 from ..passes.registry import EXACT_TOLERANCE
-from .bench import PRECISIONS, fastest_within_budget
-from .measure import BUSY_OTHERS_PCT
-
-#: Load average per core above which a measurement is flagged as noise.
-BUSY_LOAD_PER_CORE = 0.5
+from .neighbours import busy_notes
+from .rows import fastest_within_budget
 
 COLUMNS = ("encoder", "model", "backend", "precision", "flags", "median_ms", "iqr_ms",
            "speedup", "gflops", "peak_pct", "peak_mb", "max_rel_error", "pixel_agreement",
            "miou", "setup_s")  # fmt: skip
-
-
-def write_atomically(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def to_json(result: dict) -> bytes:
@@ -100,26 +83,14 @@ def wrap_flags(label: str, width: int) -> str:
 
 def warnings_for(result: dict) -> list[str]:
     """Why the numbers may be noise: a busy machine before or during the run, a wide spread."""
-    notes = []
     machine = result["machine"]
-    cores = machine.get("cores") or 1
-    load = machine.get("load_before")
-    if load is not None and load > BUSY_LOAD_PER_CORE * cores:
-        notes.append(
-            f"the machine was busy before measuring (load average {load:.2f} on {cores} cores)."
-        )
-    others = machine.get("others_cpu_pct")
-    if others is not None and others > BUSY_OTHERS_PCT:
-        notes.append(
-            f"other processes used {others:.0f}% of the CPU while measuring: these numbers "
-            "are noise; rerun on a quiet machine."
-        )
+    notes = busy_notes(machine)
     flags = machine.get("cpu_flags")
     emulated = [
         r for r in result["rows"]
         if r.get("precision") == "bf16" and r.get("backend", "torch") == "torch"
     ]  # fmt: skip
-    if emulated and flags is not None and not NATIVE_BF16_FLAGS & set(flags):
+    if emulated and flags is not None and not torch_has_native_bf16(flags):
         notes.append(
             "this CPU has no native bf16 (no avx512_bf16 or amx_bf16): torch emulates the "
             f"{len(emulated)} bf16 row(s), so they measure the emulation, not bf16; "

@@ -41,7 +41,7 @@ def environment(kind: str) -> dict[str, Any]:
     """What the artifact depends on here: the CPU's capability and its kind's libraries."""
     import torch
 
-    from .. import __version__
+    from ..version import __version__
 
     return {
         "cpu": cpu_name(),
@@ -72,8 +72,9 @@ class DeployRecord:
 
     @property
     def label(self) -> str:
-        flags = "+".join(self.flags) if self.flags else "none"
-        return f"{self.kind} {flags}"
+        from ..passes.policy import flags_label
+
+        return f"{self.kind} {flags_label(self.flags)}"
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / RECORD_NAME

@@ -103,7 +103,7 @@ def _aoti_runner(record: DeployRecord, path: Path, threads: int):
 
 def _eager_runner(record: DeployRecord, path: Path, threads: int):
     from ..model import UNet
-    from ..passes.optimize import optimize
+    from .optimize import optimize
 
     model = UNet(**record.model, checkpoint_path=path).eval()
     example = torch.zeros(record.input_shape)

@@ -9,9 +9,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from .measure import BUSY_OTHERS_PCT
-from .report import BUSY_LOAD_PER_CORE, wrap_flags
-from .tune import TuneResult
+from ..bench.neighbours import busy_notes
+from ..bench.report import wrap_flags
+from .candidates import TuneResult
 
 #: Relative errors are drawn on a log axis; an exact 0 (plain fp32 eager) sits here.
 _ZERO_ERROR = 1e-9
@@ -109,14 +109,10 @@ def print_ranking(result: TuneResult, console: Console | None = None) -> None:
             f"[bold yellow]warning:[/bold yellow] {len(noisy)} timed candidate(s) spread over "
             "10% (IQR/median): close calls may be noise; rerun with --min-seconds 5."
         )
-    load, others_cpu = machine.get("load_before"), machine.get("others_cpu_pct")
-    cores = machine.get("cores") or 1
-    busy_before = load is not None and load > BUSY_LOAD_PER_CORE * cores
-    if busy_before or (others_cpu is not None and others_cpu > BUSY_OTHERS_PCT):
+    for line in busy_notes(machine):
         console.print(
-            f"[bold yellow]warning:[/bold yellow] the machine was busy (load {load:.2f} "
-            f"before, other processes {others_cpu or 0:.0f}% of the CPU during the search): "
-            "the ranking may be noise; tune again on a quiet machine."
+            f"[bold yellow]warning:[/bold yellow] {line} The ranking may be noise; tune again "
+            "on a quiet machine."
         )
 
 

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from ..errors import FlagError
-from ..passes.optimize import check_applicable, parse_flags
-from ..passes.registry import FLAGS, Pipeline, inductor_config, min_agreement
+from ..passes.policy import budget_of, check_applicable, parse_flags, precision_of
+from ..passes.registry import FLAGS, Pipeline, inductor_config
 from .program import link_or_copy, program_digest
 from .record import KINDS, DeployRecord, environment
 
@@ -34,16 +34,6 @@ def kind_of(backend: str, flags: Sequence[str]) -> str:
     if backend not in KINDS:
         raise FlagError(f"Unknown backend {backend!r}; pick torch, onnxruntime or openvino.")
     return backend
-
-
-def precision_of(flags: Sequence[str]) -> str:
-    return next((p for p in ("int8", "bf16") if p in flags), "fp32")
-
-
-def budget_of(flags: Sequence[str]) -> dict[str, float]:
-    """The accuracy contract of a flag set: its loosest pass's error budget and floor."""
-    tolerance = max((FLAGS[f].tolerance for f in flags), default=FLAGS["compile"].tolerance)
-    return {"max_rel_error": tolerance, "min_agreement": min_agreement(tolerance)}
 
 
 class _Autocast(nn.Module):
@@ -81,25 +71,18 @@ def _package_aoti(pipeline: Pipeline, path: Path, packages: Mapping[str, str | P
     return digest
 
 
-def _write_engine(model: nn.Module, backend: str, flags: list[str], pipeline: Pipeline,
+def _write_engine(backend: str, flags: list[str], pipeline: Pipeline,
                   calibration: list[torch.Tensor], out: Path,
                   onnx_cache: Path | None) -> None:  # fmt: skip
-    from ..engines.deploy import MODEL_REWRITES, cached_export, check_backend, check_cpu
-    from ..engines.export import export_onnx
+    from ..engines.backends import check_backend, check_cpu
+    from ..engines.runner import export_for, rewritten
 
-    chosen = check_backend(backend, flags)
-    chosen.require(f"A {backend} artifact")
+    check_backend(backend, flags).require(f"A {backend} artifact")
     check_cpu(backend, flags)
-    for name in flags:
-        if name in MODEL_REWRITES:
-            FLAGS[name].apply(pipeline)
+    module = rewritten(pipeline.module, flags, pipeline.example_input, calibration).module
     precision = precision_of(flags)
     with tempfile.TemporaryDirectory(prefix="unet-decoder-artifact-") as tmp:
-        if onnx_cache is None:
-            onnx = export_onnx(pipeline.module, Path(tmp) / "export.onnx",
-                               pipeline.example_input, dynamic=False)  # fmt: skip
-        else:
-            onnx = cached_export(pipeline.module, pipeline.example_input, onnx_cache)
+        onnx = export_for(module, pipeline.example_input, Path(tmp), onnx_cache)
         if backend == "onnxruntime":
             from ..engines.onnxruntime import write_model
 
@@ -154,7 +137,7 @@ def build_artifact(
                     FLAGS[name].apply(pipeline)
             program = _package_aoti(pipeline, out, packages or {})
         else:
-            _write_engine(model, backend, names, pipeline, batches, out,
+            _write_engine(backend, names, pipeline, batches, out,
                           None if onnx_cache is None else Path(onnx_cache))  # fmt: skip
     finally:
         torch.set_num_threads(previous)

@@ -1,0 +1,45 @@
+"""`unet-decoder gate BASE HEAD`: the pull-request gate (asv continuous, looked at twice)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..tracking.rounds import CONFIRM_ROUNDS
+from .common import CONFIRM_HELP, add_selection, bench_args, check_rounds
+
+
+def add(sub) -> None:
+    gate = sub.add_parser(
+        "gate",
+        help="fail when HEAD is slower than BASE (asv continuous, both built in one job)",
+        description="Run `asv continuous BASE HEAD`: both commits are built and installed in "
+        "their own virtualenvs for every torch release of asv.conf.json's matrix (each "
+        "environment ~5 GB on first build), measured in interleaved rounds, and compared. "
+        "Exit 0 if no benchmark is slower than --factor, 1 if one is (each named with its "
+        "ratio), 2 if a benchmark failed on either side (named), 3 if nothing was measured "
+        "(no environment, no benchmark selected, a build failure).",
+    )
+    gate.add_argument("base", help="the base commit or branch, e.g. main")
+    gate.add_argument("head", help="the commit under test, e.g. HEAD")
+    gate.add_argument("--factor", type=float, default=1.10, help="slowdown that fails (1.10)")
+    gate.add_argument("--machine", help="asv machine name (default: this machine's)")
+    gate.add_argument("--config", default="asv.conf.json", help="asv config (asv.conf.json)")
+    add_selection(gate, "pr")
+    gate.add_argument("--confirm-rounds", type=int, default=CONFIRM_ROUNDS, help=CONFIRM_HELP)
+    gate.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..tracking.gate import run_gate, write_step_summary
+
+    check_rounds(args)
+    result = run_gate(
+        args.base, args.head, factor=args.factor, config=args.config, machine=args.machine,
+        extra_args=bench_args(args), confirm_rounds=args.confirm_rounds,
+    )  # fmt: skip
+    summary = result.summary(args.base, args.head, args.factor)
+    write_step_summary(summary)
+    print(summary)
+    print(f"unet-decoder gate: {result.verdict.message}", file=sys.stderr)
+    return result.exit_code

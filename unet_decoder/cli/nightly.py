@@ -1,0 +1,60 @@
+"""`unet-decoder nightly`: measure new commits, keep them on the results branch, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..tracking.rounds import CONFIRM_ROUNDS
+from .common import CONFIRM_HELP, add_selection, bench_args, check_rounds
+
+
+def add(sub) -> None:
+    nightly = sub.add_parser(
+        "nightly",
+        help="benchmark new commits and append their results to the results branch",
+        description="Run `asv run NEW` (or --commits) for every environment of asv.conf.json, "
+        "copy the results onto the --branch results branch (a worktree under .asv/; files "
+        "are added or updated, never deleted), commit them, and print benchmarks slower "
+        "than --factor between the two newest measured commits, once measured again on both "
+        "(--confirm-rounds). Exit 0: measured (or nothing new), 1: a regression, 2: a "
+        "benchmark failed, 3: nothing was measured.",
+    )
+    nightly.add_argument("--machine", required=True, help="stable asv machine name")
+    nightly.add_argument("--branch", default="asv-results", help="results branch (asv-results)")
+    nightly.add_argument("--commits", default="NEW",
+                         help="asv range: NEW (default), HEAD^!, main~10..main")  # fmt: skip
+    nightly.add_argument("--factor", type=float, default=1.10, help="regression factor (1.10)")
+    nightly.add_argument("--config", default="asv.conf.json")
+    nightly.add_argument("--report", type=Path, help="write found regressions (markdown) here")
+    add_selection(nightly, "all")
+    nightly.add_argument("--confirm-rounds", type=int, default=CONFIRM_ROUNDS, help=CONFIRM_HELP)
+    nightly.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..tracking.nightly import run_nightly
+
+    check_rounds(args)
+    report = run_nightly(
+        ".", config=args.config, machine=args.machine, branch=args.branch,
+        commits=args.commits, factor=args.factor, extra_args=bench_args(args),
+        confirm_rounds=args.confirm_rounds,
+    )  # fmt: skip
+    print(f"results branch {args.branch}: +{len(report.added)} new, {len(report.updated)} "
+          f"updated file(s); committed: {report.committed}")  # fmt: skip
+    measured_again = ""
+    if report.looked_again:
+        measured_again = ("Measured again, each process one value (asv's units: seconds for "
+                          f"time_, bytes for peakmem_):\n\n{report.looked_again}")  # fmt: skip
+        print(measured_again)
+    if report.regressions:
+        text = "Regressions against the previous nightly:\n\n" + "\n".join(
+            f"    {line}" for line in report.regressions
+        )
+        print(text)
+        if args.report:
+            args.report.write_text("\n\n".join(filter(None, [text, measured_again])) + "\n")
+    print(f"unet-decoder nightly: {report.verdict.message}", file=sys.stderr)
+    return report.verdict.exit_code
