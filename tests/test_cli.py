@@ -32,7 +32,12 @@ def test_bench_writes_json_with_the_documented_fields(bench_run):
     code, paths = bench_run
     assert code == 0
     result = json.loads(paths["json"].read_text())
-    assert {"torch", "threads", "cpu"} <= result["machine"].keys()
+    machine = result["machine"]
+    assert {"torch", "threads", "cpu", "cpu_flags", "cores", "load_before"} <= machine.keys()
+    # a record says what wrote it: the command, and the commit of this checkout
+    made = result["provenance"]
+    assert made["command"].startswith("unet-decoder bench ") and "--json" in made["command"]
+    assert len(made["commit"]) == 40 and isinstance(made["dirty"], bool)
     assert result["machine"]["threads"] == 1
     rows = result["rows"]
     assert [r["flags"] for r in rows] == ["none", "fuse_bn+channels_last", "bf16"]

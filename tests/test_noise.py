@@ -84,6 +84,7 @@ def test_noise_measures_a_gate_trial_and_catches_a_slowdown(tmp_path, monkeypatc
     name = "forward.Forward.time_forward('test_resnet', 'none')"
     assert list(report["entries"]) == [name] and len(report["entries"][name]) == 2
     assert report["pairs"] == 1 and report["rounds"] == 1
+    assert report["provenance"]["command"].startswith("unet-decoder noise -b ")
     assert set(report["false_positives"]) >= {"1.1", "1.5"}
     # every forward twice as slow: asv's comparison at 1.10 must flag the injected side
     assert report["injected_pairs"] == 1 and report["caught"] == 1, report

@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     result = with_progress(
         lambda progress: run_bench(args.encoders, args.flags, progress=progress, **options)
     )
+    from ..provenance import provenance
+
+    result = {"provenance": provenance(args.argv), **result}
     print_table(result, console)
     for path, render, _ in outputs:
         if path is not None:

@@ -53,5 +53,8 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(format_report(report))
     if args.json is not None:
-        write_atomically(args.json, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+        from ..provenance import provenance
+
+        record = {"provenance": provenance(args.argv), **report.to_dict()}
+        write_atomically(args.json, (json.dumps(record, indent=2) + "\n").encode())
     return 0
