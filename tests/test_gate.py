@@ -111,6 +111,23 @@ TABLE = """
 """  # noqa: E501
 
 
+def test_the_gate_says_which_weights_were_trained_for_the_head(monkeypatch):
+    """A head that changes the architecture is measured on weights trained for it; the
+    summary says so, once per encoder, from the line the benchmark process logs."""
+    from benchmarks import common
+    from unet_decoder.tracking.gate import RETRAINED, GateResult
+    from unet_decoder.tracking.verdict import Verdict
+
+    assert common.RETRAINED == RETRAINED  # the suite writes what the gate reads
+    line = f"{RETRAINED} resnet34 (resnet34-archabc.safetensors): no cached weights"
+    result = GateResult(Verdict(PASS, "no benchmark slower"), 0, f"{line}\n| x |\n{line}\n")
+    assert result.retrained == ["resnet34 (resnet34-archabc.safetensors): no cached weights"]
+    summary = result.summary("main", "HEAD", 1.10)
+    assert summary.count("weights trained for this gate: resnet34") == 1
+    quiet = GateResult(Verdict(PASS, "no benchmark slower"), 0, "| x |\n")
+    assert "weights trained" not in quiet.summary("main", "HEAD", 1.10)
+
+
 def test_verdicts_name_each_slower_and_each_failed_benchmark():
     slower = TABLE.replace("| !  ", "|    ").replace("failed   ", "12.0±0.1ms")
     regression = read_asv_output(1, slower + "\nPERFORMANCE DECREASED.\n")

@@ -58,7 +58,26 @@ def test_trained_checkpoints_are_cached_and_reload_identically(trained_test_resn
     x = held_out(64).images[:1]
     with torch.no_grad():
         assert torch.equal(again.model(x), trained_test_resnet.model(x))
-    assert "test_resnet-shapes-v1" in again.path.name and "torch" in again.path.name
+    assert again.path.name.startswith("test_resnet-arch") and "-shapes-v1-" in again.path.name
+    assert "torch" in again.path.name
+
+
+def test_weights_are_keyed_by_the_architecture_they_were_trained_for():
+    """A head that changes a decoder width trains its own weights instead of failing to load
+    the base's ("13 shape mismatches"); code that builds the same modules keeps the key."""
+    from unet_decoder.training.train import architecture_key, checkpoint_name
+
+    torch.manual_seed(0)
+    one = UNet("test_resnet", num_classes=NUM_CLASSES)
+    torch.manual_seed(1)
+    same = UNet("test_resnet", num_classes=NUM_CLASSES)
+    wider = UNet("test_resnet", num_classes=NUM_CLASSES, decoder_channels=(256, 128, 64, 48))
+    assert architecture_key(one) == architecture_key(same)  # other weights, same architecture
+    assert architecture_key(one) != architecture_key(wider)
+    names = {checkpoint_name("test_resnet", seed=0, steps=150, architecture=architecture_key(m))
+             for m in (one, wider)}  # fmt: skip
+    assert len(names) == 2
+    assert checkpoint_name("test_resnet", seed=0, steps=150) in names  # this build's default
 
 
 def _judge(model, flags, images, calibration):

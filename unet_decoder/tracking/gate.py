@@ -24,6 +24,10 @@ from .second_look import CONFIRM_HEADER, asv_caller, measured_between, second_lo
 from .stored import stored_results
 from .verdict import PASS, REGRESSION, Verdict, read_asv_output
 
+#: What a benchmark process logs when it trained an encoder's weights itself
+#: (benchmarks/common.py): a head that changes the architecture trains its own.
+RETRAINED = "unet-decoder: NOTE trained"
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -40,15 +44,27 @@ class GateResult:
         """0 pass, 1 regression, 2 failed benchmark, 3 measured nothing."""
         return self.verdict.exit_code
 
+    @property
+    def retrained(self) -> list[str]:
+        """The encoders whose weights a benchmark process trained during this gate (no
+        cached weights for that build's architecture), as benchmarks/common.py logs them."""
+        found = (line.split(RETRAINED, 1)[1].strip() for line in self.output.splitlines()
+                 if RETRAINED in line)  # fmt: skip
+        return list(dict.fromkeys(found))
+
     def summary(self, base: str, head: str, factor: float) -> str:
-        """Markdown for the job summary: the verdict, then asv's own comparison table(s)."""
+        """Markdown for the job summary: the verdict, the weights trained for it, then asv's
+        own comparison table(s)."""
         keep = ("|", " ", "+", "-", CONFIRM_HEADER)
-        table = [line for line in self.output.splitlines() if line.startswith(keep)]
+        table = [line for line in self.output.splitlines() if line.startswith(keep)
+                 and RETRAINED not in line]  # fmt: skip
         body = "\n".join(table[-200:]) if table else self.output[-4000:]
         title = "passed" if self.passed else f"FAILED ({self.verdict.kind})"
+        trained = "".join(f"- weights trained for this gate: {line}\n" for line in self.retrained)
         return (
             f"## Performance gate: {title}\n\n"
             f"`{head}` against `{base}`, factor {factor}: {self.verdict.message}\n\n"
+            f"{trained + chr(10) if trained else ''}"
             f"```\n{body}\n```\n"
         )
 

@@ -3,12 +3,15 @@
 Trained weights are what make accuracy numbers mean something: after a few hundred steps
 every class has real logit margins, so a pass that changes answers shows up in agreement and
 mIoU instead of hiding behind a model that predicts one class everywhere. The checkpoint is
-cached by (encoder, task, seed, steps, torch, timm), so a different library version never
-reuses weights trained by another, and benchmarks and tests pay the training once.
+cached by (encoder, architecture, task, seed, steps, torch, timm), so a different library
+version never reuses weights trained by another, a commit that changes the architecture (a
+decoder width, a block's layers) trains its own instead of failing to load the old ones, and
+benchmarks and tests pay the training once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -49,16 +52,33 @@ def cache_dir() -> Path:
     return base / "unet-decoder"
 
 
+def architecture_key(model: torch.nn.Module) -> str:
+    """What a checkpoint was trained for: every module's type and settings (its repr) and
+    every parameter's and buffer's name and shape. Code that only moves things around keeps
+    the key; a changed width, layer or block gives another one."""
+    digest = hashlib.sha256(repr(model).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)};".encode())
+    return digest.hexdigest()[:12]
+
+
 def checkpoint_name(
-    encoder: str, *, seed: int, steps: int, torch_version: str | None = None
+    encoder: str,
+    *,
+    seed: int,
+    steps: int,
+    torch_version: str | None = None,
+    architecture: str | None = None,
 ) -> str:
-    """The cache file name of these weights; another torch or timm never reuses them.
-    `torch_version`: another release's name (default: the running torch's)."""
+    """The cache file name of these weights; another torch, timm or architecture never
+    reuses them. `torch_version`: another release's name (default: the running torch's);
+    `architecture`: an `architecture_key` (default: this build's UNet on `encoder`)."""
     import timm
 
     torch_version = torch_version or torch.__version__.split("+")[0]
-    return (f"{encoder}-{TASK_NAME}-{RECIPE}-seed{seed}-steps{steps}-torch{torch_version}"
-            f"-timm{timm.__version__}")  # fmt: skip
+    architecture = architecture or architecture_key(UNet(encoder, num_classes=NUM_CLASSES))
+    return (f"{encoder}-arch{architecture}-{TASK_NAME}-{RECIPE}-seed{seed}-steps{steps}"
+            f"-torch{torch_version}-timm{timm.__version__}")  # fmt: skip
 
 
 def _random_crops(images: torch.Tensor, masks: torch.Tensor, size: int, g: torch.Generator):
@@ -127,7 +147,9 @@ def trained_unet(
     from safetensors.torch import save_file
 
     folder = Path(folder) if folder is not None else cache_dir()
-    name = checkpoint_name(encoder, seed=seed, steps=steps)
+    untrained = UNet(encoder, num_classes=NUM_CLASSES)
+    name = checkpoint_name(encoder, seed=seed, steps=steps,
+                           architecture=architecture_key(untrained))  # fmt: skip
     path, record = folder / f"{name}.safetensors", folder / f"{name}.json"
     if path.is_file() and record.is_file():
         info = json.loads(record.read_text())
@@ -142,8 +164,9 @@ def trained_unet(
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, path)
-    info = {"encoder": encoder, "task": TASK_NAME, "recipe": RECIPE, "seed": seed,
-            "steps": steps, "miou": miou, "train_seconds": seconds}  # fmt: skip
+    info = {"encoder": encoder, "architecture": architecture_key(model), "task": TASK_NAME,
+            "recipe": RECIPE, "seed": seed, "steps": steps, "miou": miou,
+            "train_seconds": seconds}  # fmt: skip
     tmp = record.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(info, indent=2) + "\n")
     os.replace(tmp, record)
