@@ -128,6 +128,85 @@ def test_a_folder_that_is_not_a_whole_artifact_is_refused(tmp_path, eager_artifa
         load_deployed(partial)
 
 
+@pytest.mark.parametrize("damage", ["modified", "truncated", "missing"])
+def test_a_modified_truncated_or_missing_file_is_refused_naming_it(tmp_path, eager_artifact,
+                                                                    damage):  # fmt: skip
+    """An artifact is code that load_deployed runs: every file is checked against the sha256
+    deployed.json recorded, and the one that differs is named in one line."""
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(eager_artifact, folder)
+    weights = folder / "weights.safetensors"
+    data = weights.read_bytes()
+    if damage == "modified":
+        weights.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    elif damage == "truncated":
+        weights.write_bytes(data[: len(data) // 2])
+    else:
+        weights.unlink()
+    expected = "weights.safetensors is missing" if damage == "missing" else (
+        r"weights\.safetensors does not match the sha256")  # fmt: skip
+    with pytest.raises(ArtifactError, match=expected) as caught:
+        load_deployed(folder)
+    assert "\n" not in str(caught.value)
+    record = json.loads((eager_artifact / "deployed.json").read_text())
+    assert set(record["files"]) == {"weights.safetensors"} and len(record["files"][
+        "weights.safetensors"]) == 64  # fmt: skip
+
+
+#: A build in a child process that kills itself (SIGKILL: no cleanup runs) at one point.
+_KILLED_BUILD = """\
+import os, signal, sys, torch
+import safetensors.torch
+from unet_decoder import UNet, build_artifact
+from unet_decoder.deploy import record
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if sys.argv[2] == "writing the model":
+    real = safetensors.torch.save_file
+    def half(state, path, *a, **k):
+        real(state, path, *a, **k)
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) // 2)
+        die()
+    safetensors.torch.save_file = half
+else:  # just before the record would be in place
+    record.DeployRecord.write = die
+build_artifact(UNet("test_resnet", num_classes=2).eval(), ["fuse_bn"],
+               torch.randn(1, 3, 64, 64), sys.argv[1], threads=1)
+"""
+
+
+@pytest.mark.parametrize("moment", ["writing the model", "writing the record"])
+def test_a_build_killed_midway_leaves_nothing_that_loads(tmp_path, eager_artifact, moment):
+    import shutil
+    import subprocess
+    import sys
+
+    fresh, earlier = tmp_path / "fresh", tmp_path / "earlier"
+    shutil.copytree(eager_artifact, earlier)
+    for folder in (fresh, earlier):
+        done = subprocess.run([sys.executable, "-c", _KILLED_BUILD, str(folder), moment],
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == -9, done.stderr[-2000:]
+    with pytest.raises(ArtifactError, match="does not exist"):
+        load_deployed(fresh)  # nothing was put in place
+    assert load_deployed(earlier).record.files == load_deployed(eager_artifact).record.files
+    for leftover in tmp_path.glob(".*.building.*"):  # what a kill leaves: never an artifact
+        with pytest.raises(ArtifactError):
+            load_deployed(leftover)
+
+
+def test_build_artifact_never_writes_over_a_folder_of_other_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ArtifactError, match="not a deployed artifact"):
+        build_artifact(UNet("test_resnet").eval(), [], torch.randn(1, 3, 64, 64), tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_an_artifact_takes_only_the_shape_it_was_built_for(eager_artifact):
     run = load_deployed(eager_artifact)
     assert run.input_shape == (1, 3, 64, 64) and run.threads == 1

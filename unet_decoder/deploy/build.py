@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import FlagError
+from ..errors import ArtifactError, FlagError
 from ..passes.policy import budget_of, check_applicable, parse_flags, precision_of
 from ..passes.registry import FLAGS, Pipeline, inductor_config
 from .program import link_or_copy, program_digest
-from .record import KINDS, DeployRecord, environment
+from .record import KINDS, RECORD_NAME, DeployRecord, environment, sha256_of
 
 #: Flags that only say how a torch module is called; AOTInductor takes care of both.
 _CALL_FLAGS = ("compile", "inference_mode")
@@ -108,6 +108,10 @@ def build_artifact(
     """Write `model` with `flags` applied (on `backend`) into `folder`, for `example_input`'s
     shape and `threads` intra-op threads; return its record (also written as deployed.json).
 
+    The artifact is built in a folder beside `folder` and renamed into place once its record,
+    with every file's sha256, is written: a build killed at any point leaves `folder` as it
+    was (absent, or the earlier artifact), never a folder that loads half-built files.
+
     `model` is not modified. int8 is calibrated on `calibration` (default: the example).
     An AOTInductor package's kernels keep the thread count they were compiled for.
     `packages`: AOTInductor packages compiled before, by their record's `program`; a build
@@ -117,7 +121,33 @@ def build_artifact(
     check_applicable(model, names)
     kind = kind_of(backend, names)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    _check_destination(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.building.", dir=folder.parent))
+    try:
+        record = _build_into(model, names, kind, backend, example_input, staging, threads,
+                             calibration, onnx_cache, packages)  # fmt: skip
+        _replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return record
+
+
+def _check_destination(folder: Path) -> None:
+    """A new folder, an empty one or an earlier artifact: never someone's other files."""
+    if folder.exists() and not folder.is_dir():
+        raise ArtifactError(f"{folder} is a file; give a folder for the artifact.")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / RECORD_NAME).is_file():
+        raise ArtifactError(
+            f"{folder} holds files that are not a deployed artifact; give a new folder."
+        )
+
+
+def _build_into(model: nn.Module, names: list[str], kind: str, backend: str,
+                example_input: torch.Tensor, folder: Path, threads: int | None,
+                calibration: Sequence[torch.Tensor] | None, onnx_cache: str | Path | None,
+                packages: Mapping[str, str | Path] | None) -> DeployRecord:  # fmt: skip
     batches = list(calibration) if calibration is not None else [example_input]
     previous = torch.get_num_threads()
     threads = threads or previous
@@ -157,6 +187,7 @@ def build_artifact(
         environment=environment(kind),
         budget=budget_of(names),
         program=program,
+        files={p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p.is_file()},
     )
     record.write(folder)
     return record
@@ -169,13 +200,18 @@ def copy_artifact(source: Path, destination: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     try:
         shutil.copytree(source, staging, dirs_exist_ok=True)
-        if destination.exists():
-            old = staging.with_name(staging.name + ".old")
-            destination.rename(old)
-            staging.rename(destination)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(destination)
+        _replace(staging, destination)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _replace(staging: Path, destination: Path) -> None:
+    """Rename a whole artifact folder over `destination` (an earlier artifact, or nothing)."""
+    if destination.exists():
+        old = staging.with_name(staging.name + ".old")
+        destination.rename(old)
+        staging.rename(destination)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(destination)

@@ -9,6 +9,7 @@ wrongly, slowly or not at all.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from dataclasses import asdict, dataclass, field
@@ -19,8 +20,9 @@ from ..errors import ArtifactError, ArtifactMismatchError
 from ..machine import cpu_flags, cpu_name
 
 RECORD_NAME = "deployed.json"
-#: Bump when the folder's layout or the record's meaning changes.
-FORMAT = 1
+#: Bump when the folder's layout or the record's meaning changes. 2: `files`, every file the
+#: artifact runs with its sha256, checked at every load.
+FORMAT = 2
 
 #: kind -> the file it runs and the libraries whose exact version it was made with.
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -68,6 +70,7 @@ class DeployRecord:
     budget: dict[str, float] = field(default_factory=dict)  # max_rel_error, min_agreement
     measured: dict[str, Any] = field(default_factory=dict)  # filled in by `unet-decoder tune`
     program: str | None = None  # torch-aoti: the digest of what it compiled (`program_digest`)
+    files: dict[str, str] = field(default_factory=dict)  # every file it runs -> its sha256
     format: int = FORMAT
 
     @property
@@ -109,11 +112,33 @@ class DeployRecord:
                 f"{path} has format {record.format}, kind {record.kind!r}; this unet_decoder "
                 f"reads format {FORMAT} ({', '.join(KINDS)}): run `unet-decoder tune` again."
             )
-        if not (folder / record.file).is_file():
-            raise ArtifactError(
-                f"{folder} is incomplete: {record.file} is missing; copy the whole folder."
-            )
+        check_files(record, folder)
         return record
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_files(record: DeployRecord, folder: Path) -> None:
+    """Refuse, naming the file, a folder whose files are not the ones the record was written
+    for: an artifact is code that `load_deployed` runs (an AOTInductor package is a shared
+    library), so a modified, truncated or half-copied file is never loaded."""
+    for name in sorted({record.file, *record.files}):
+        path = folder / name
+        if not path.is_file():
+            raise ArtifactError(
+                f"{folder} is incomplete: {name} is missing; copy the whole folder."
+            )
+        if name not in record.files or sha256_of(path) != record.files[name]:
+            raise ArtifactError(
+                f"{path} does not match the sha256 recorded in {RECORD_NAME} (modified, "
+                "truncated or half-copied); build or copy the artifact again."
+            )
 
 
 def mismatches(record: DeployRecord) -> list[str]:
