@@ -8,9 +8,16 @@ from dataclasses import asdict, dataclass, field
 from torch import nn
 
 from ..deploy.build import kind_of
-from ..engines.backends import BACKENDS
+from ..engines.backends import ENGINE_SETS
 from ..machine import usable_cores
-from ..passes.policy import budget_of, flags_label, parse_flags, precision_of, rewrites_for
+from ..passes.policy import (
+    best_flags,
+    budget_of,
+    flags_label,
+    parse_flags,
+    precision_of,
+    rewrites_for,
+)
 
 #: --budget -> the precisions it admits; each candidate is still judged by its own budget.
 BUDGETS: dict[str, tuple[str, ...]] = {
@@ -76,22 +83,19 @@ def thread_options(threads: int | None) -> list[int]:
 
 
 def plan_candidates(model: nn.Module, budget: str, threads: int) -> list[Candidate]:
-    """Per precision the budget admits: torch (eager and AOTInductor) and each engine, with
-    every exact rewrite that applies (they remove work, never add it)."""
+    """Per precision the budget admits: plain fp32 eager, torch's best sets (eager, and the
+    compiled ones as AOTInductor packages) and every engine set, with every exact rewrite
+    that applies (they remove work, never add it)."""
     precisions = BUDGETS[budget]
     rewrites = rewrites_for(model)
-    eager = parse_flags([*rewrites, "channels_last", "inference_mode"])
-    aoti = parse_flags([*rewrites, "channels_last", "compile"])
-    plans: list[tuple[str, list[str]]] = [("torch", []), ("torch", eager), ("torch", aoti)]
-    if "bf16" in precisions:
-        plans.append(("torch", parse_flags([*aoti, "bf16"])))
-    if "int8" in precisions:
-        plans.append(("torch", parse_flags([*rewrites, "channels_last", "int8"])))
-    for backend, engine in BACKENDS.items():
-        for precision in ("fp32", *engine.precisions):
-            if precision in precisions:
-                extra = [] if precision == "fp32" else [precision]
-                plans.append((backend, parse_flags([*rewrites, *extra])))
+    plans: list[tuple[str, list[str]]] = [("torch", []), ("torch", best_flags(model, "best_eager"))]
+    for name in ("best_compiled", "best_bf16", "best_int8"):
+        flags = [f for f in best_flags(model, name) if f != "inference_mode"]  # AOTI's own
+        if precision_of(flags) in precisions:
+            plans.append(("torch", flags))
+    for backend, extra in ENGINE_SETS.values():
+        if precision_of(extra) in precisions:
+            plans.append((backend, parse_flags([*rewrites, *extra])))
     found = [
         Candidate(backend, flags, threads, budget=budget_of(flags)) for backend, flags in plans
     ]
