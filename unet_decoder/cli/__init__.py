@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import UNetDecoderError
-from . import bench, export, gate, nightly, noise, offline, tune
+from . import bench, export, gate, nightly, noise, offline, pair, tune
 from .common import EXIT_USAGE
 
 #: The subcommands, in the order `--help` lists them.
-SUBCOMMANDS = (bench, export, tune, offline, gate, nightly, noise)
+SUBCOMMANDS = (bench, export, tune, pair, offline, gate, nightly, noise)
 
 
 def build_parser() -> argparse.ArgumentParser:
