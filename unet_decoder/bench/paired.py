@@ -91,6 +91,7 @@ class PairedResult:
     blocks: int = 0
     calls: int = 0
     inject_b: float = 0.0
+    machine: dict = field(default_factory=dict)  # machine_info, load before and others' CPU
 
     @property
     def ratio(self) -> float:
@@ -133,10 +134,13 @@ def compare_artifacts(a: str | Path, b: str | Path, *, processes: int = 4, block
             f"least 1; got {processes}, {blocks}, {calls}"
         )
     from ..deploy.record import DeployRecord
+    from .measure import machine_info
+    from .neighbours import OtherProcessesCPU, load_average
 
-    for folder in (a, b):
-        DeployRecord.read(Path(folder))  # a bad folder is one line here, not in a child
+    records = [DeployRecord.read(Path(folder)) for folder in (a, b)]  # bad: one line, here
     result = PairedResult(str(a), str(b), blocks=blocks, calls=calls, inject_b=inject_b)
+    load_before = load_average()
+    neighbours = OtherProcessesCPU().start()
     for i in range(processes):
         progress(f"process {i + 1}/{processes}")
         command = [sys.executable, "-m", "unet_decoder.bench.paired", str(a), str(b),
@@ -147,6 +151,8 @@ def compare_artifacts(a: str | Path, b: str | Path, *, processes: int = 4, block
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise UNetDecoderError(f"a paired timing process failed: {last}")
         result.processes.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    result.machine = {**machine_info(), "threads": records[0].threads,
+                      "load_before": load_before, "others_cpu_pct": neighbours.stop()}  # fmt: skip
     return result
 
 
