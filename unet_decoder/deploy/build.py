@@ -71,7 +71,7 @@ def _package_aoti(pipeline: Pipeline, path: Path, packages: Mapping[str, str | P
     return digest
 
 
-def _write_engine(backend: str, flags: list[str], pipeline: Pipeline,
+def _write_engine(model: nn.Module, backend: str, flags: list[str], example_input: torch.Tensor,
                   calibration: list[torch.Tensor], out: Path,
                   onnx_cache: Path | None) -> None:  # fmt: skip
     from ..engines.backends import check_backend, check_cpu
@@ -79,10 +79,10 @@ def _write_engine(backend: str, flags: list[str], pipeline: Pipeline,
 
     check_backend(backend, flags).require(f"A {backend} artifact")
     check_cpu(backend, flags)
-    module = rewritten(pipeline.module, flags, pipeline.example_input, calibration).module
+    module = rewritten(model, flags, example_input, calibration).module  # the one copy
     precision = precision_of(flags)
     with tempfile.TemporaryDirectory(prefix="unet-decoder-artifact-") as tmp:
-        onnx = export_for(module, pipeline.example_input, Path(tmp), onnx_cache)
+        onnx = export_for(module, example_input, Path(tmp), onnx_cache)
         if backend == "onnxruntime":
             from ..engines.onnxruntime import write_model
 
@@ -153,7 +153,6 @@ def _build_into(model: nn.Module, names: list[str], kind: str, backend: str,
     threads = threads or previous
     torch.set_num_threads(threads)
     try:
-        pipeline = Pipeline(copy.deepcopy(model).eval(), example_input, batches)
         out = folder / KINDS[kind][0]
         program = None
         if kind == "torch-eager":
@@ -162,12 +161,13 @@ def _build_into(model: nn.Module, names: list[str], kind: str, backend: str,
             state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
             save_file(state, str(out))
         elif kind == "torch-aoti":
+            pipeline = Pipeline(copy.deepcopy(model).eval(), example_input, batches)
             for name in names:
                 if name not in _CALL_FLAGS:
                     FLAGS[name].apply(pipeline)
             program = _package_aoti(pipeline, out, packages or {})
         else:
-            _write_engine(backend, names, pipeline, batches, out,
+            _write_engine(model, backend, names, example_input, batches, out,
                           None if onnx_cache is None else Path(onnx_cache))  # fmt: skip
     finally:
         torch.set_num_threads(previous)

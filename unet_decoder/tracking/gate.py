@@ -64,8 +64,8 @@ class GateResult:
         return (
             f"## Performance gate: {title}\n\n"
             f"`{head}` against `{base}`, factor {factor}: {self.verdict.message}\n\n"
-            f"{trained + chr(10) if trained else ''}"
-            f"```\n{body}\n```\n"
+            + (f"{trained}\n" if trained else "")
+            + f"```\n{body}\n```\n"
         )
 
 

@@ -152,8 +152,12 @@ def trained_unet(
                            architecture=architecture_key(untrained))  # fmt: skip
     path, record = folder / f"{name}.safetensors", folder / f"{name}.json"
     if path.is_file() and record.is_file():
+        from safetensors.torch import load_file
+
         info = json.loads(record.read_text())
-        model = UNet(encoder, num_classes=NUM_CLASSES, checkpoint_path=path).eval()
+        # the model the key was read from: the file was written for exactly its architecture
+        untrained.load_state_dict(load_file(str(path)))
+        model = untrained.eval()
         return TrainedModel(model, path, info["miou"], info["train_seconds"], steps, True)
     start = time.perf_counter()
     model = train(encoder, steps=steps, seed=seed, progress=progress)
