@@ -91,7 +91,13 @@ def _older() -> SimpleNamespace:
     )  # fmt: skip
 
 
+#: Names the facade gained after it first shipped (FACADE 1), None on builds before them.
+LATER_NAMES = ("take_census", "census_path")
+
 try:
     from unet_decoder import benchmarking as api
 except ImportError:
     api = _older()
+for _name in LATER_NAMES:
+    if not hasattr(api, _name):
+        setattr(api, _name, None)

@@ -11,7 +11,9 @@ import sys
 
 import pytest
 from asv.util import load_json
+from torch import nn
 
+from unet_decoder import UNet
 from unet_decoder.cli import main
 from unet_decoder.tracking.gate import run_gate
 from unet_decoder.tracking.rounds import added_by_process, ratio_of_processes
@@ -38,7 +40,7 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     slow = repo.commit("run the decoder four times")
     repo.edit("README.md", "# unet-decoder", "# unet-decoder (docs change)")
     docs = repo.commit("docs only")
-    selection = r"time_forward\('test_resnet', 'none'\)"
+    selection = r"(time_forward|track_census)\('test_resnet', 'none'\)"
     # one round a side and one confirming round (the gate's own defaults are two and two):
     # the verdicts are the subject here, and a 4x slower decoder is plain in one round
     common = dict(factor=FACTOR, config=repo.config, machine="ci", cwd=repo.path,
@@ -54,9 +56,17 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     assert "time_forward" in name and float(ratio) > FACTOR
     report = fired.summary(base[:8], slow[:8], FACTOR)
     assert "FAILED" in report and "time_forward" in report
+    # the census says why, and it is true of the diff: the decoder's convolutions run 4 times
+    (change,) = fired.structure.changed
+    decoder = UNet("test_resnet").decoder
+    convs = sum(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in decoder.modules())
+    assert f"+{3 * convs} op aten.convolution" in change.delta, change.delta
+    assert any(line.endswith("FLOPs") for line in change.delta)
+    assert "op aten.convolution" in report and "structure changed" in fired.verdict.message
 
     quiet = run_gate(slow, docs, **common)
     assert quiet.passed and quiet.exit_code == 0, quiet.output[-3000:]
+    assert not quiet.structure.changed and quiet.structure.same == 1
     assert "passed" in quiet.summary(slow[:8], docs[:8], FACTOR)
 
     # environments built: a selection that matches no benchmark measured nothing
@@ -173,8 +183,11 @@ def _fake_asv(monkeypatch, answers: dict[str, list[tuple[int, str]]],
     import subprocess as real
 
     calls, runs = [], {"main": 0, "HEAD": 0}
+    original = real.run
 
     def run(command, **kwargs):
+        if "--config" not in command:  # git (the census reads commits): the real thing
+            return original(command, **kwargs)
         sub = command[command.index("--config") + 2]
         calls.append(command[command.index("--config") + 2 :])
         if sub == "run":

@@ -10,6 +10,8 @@ from .bench.measure import count_flops
 from .bench.neighbours import BUSY_OTHERS_PCT, OtherProcessesCPU
 from .bench.rows import measure_row
 from .bench.subjects import checkpoint_subject, synthetic_subject
+from .census.record import census_path
+from .census.take import take_census
 from .deploy import build_artifact, kind_of, load_deployed, optimize
 from .engines.backends import BACKENDS, ENGINE_SETS, check_cpu
 from .engines.export import EngineUnavailableError
@@ -21,7 +23,8 @@ from .passes.policy import BEST, best_flags, check_applicable, parse_flags, rewr
 from .passes.registry import FLAGS
 from .training import trained_unet
 
-FACADE = 1
+#: 2: take_census and census_path (the suites' `Census`)
+FACADE = 2
 
 __all__ = [
     "BACKENDS",
@@ -37,6 +40,7 @@ __all__ = [
     "UNet",
     "best_flags",
     "build_artifact",
+    "census_path",
     "check_applicable",
     "check_cpu",
     "checkpoint_subject",
@@ -49,6 +53,7 @@ __all__ = [
     "rewrites_for",
     "state_digest",
     "synthetic_subject",
+    "take_census",
     "torch_has_native_bf16",
     "trained_unet",
 ]

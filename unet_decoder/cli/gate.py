@@ -18,7 +18,9 @@ def add(sub) -> None:
         "environment ~5 GB on first build), measured in interleaved rounds, and compared. "
         "Exit 0 if no benchmark is slower than --factor, 1 if one is (each named with its "
         "ratio), 2 if a benchmark failed on either side (named), 3 if nothing was measured "
-        "(no environment, no benchmark selected, a build failure).",
+        "(no environment, no benchmark selected, a build failure), 4 if what an entry runs "
+        "changed (its census: operators, kernels, engine primitives) and --accept-census was "
+        "not given.",
     )
     gate.add_argument("base", help="the base commit or branch, e.g. main")
     gate.add_argument("head", help="the commit under test, e.g. HEAD")
@@ -26,6 +28,9 @@ def add(sub) -> None:
     gate.add_argument("--machine", help="asv machine name (default: this machine's)")
     gate.add_argument("--config", default="asv.conf.json", help="asv config (asv.conf.json)")
     add_selection(gate, "pr")
+    gate.add_argument("--accept-census", action="store_true",
+                      help="the head changes what entries run on purpose: report the census "
+                      "delta, do not fail on it")  # fmt: skip
     gate.add_argument("--confirm-rounds", type=int, default=CONFIRM_ROUNDS, help=CONFIRM_HELP)
     gate.set_defaults(run=run)
 
@@ -37,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_gate(
         args.base, args.head, factor=args.factor, config=args.config, machine=args.machine,
         extra_args=bench_args(args), confirm_rounds=args.confirm_rounds,
+        accept_census=args.accept_census,
     )  # fmt: skip
     summary = result.summary(args.base, args.head, args.factor)
     write_step_summary(summary)

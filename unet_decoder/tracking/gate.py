@@ -10,18 +10,23 @@ A slowdown is confirmed before it fails the gate (`second_look`): only the entri
 at first look, or slower there than `nomination_bar` (half the factor's margin), are measured
 again, in more interleaved rounds, and the gate fails on those whose head processes' median is
 slower than the base processes' median by the factor.
+
+Then the census (`structure`): each entry's counted operators, kernels or engine primitives,
+compared exactly. A head whose timing passes but whose program changed fails as "structure
+changed" until the change is acknowledged; a regression lists what changed beside it.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .noise import refuse_injected
 from .rounds import CONFIRM_ROUNDS
 from .second_look import CONFIRM_HEADER, asv_caller, measured_between, second_look, to_look_again
 from .stored import stored_results
+from .structure import StructureReport, structure_report, with_structure
 from .verdict import PASS, REGRESSION, Verdict, read_asv_output
 
 #: What a benchmark process logs when it trained an encoder's weights itself
@@ -34,6 +39,8 @@ class GateResult:
     verdict: Verdict
     returncode: int  # asv's own
     output: str
+    structure: StructureReport = field(default_factory=StructureReport)
+    accepted_census: bool = False
 
     @property
     def passed(self) -> bool:
@@ -41,7 +48,7 @@ class GateResult:
 
     @property
     def exit_code(self) -> int:
-        """0 pass, 1 regression, 2 failed benchmark, 3 measured nothing."""
+        """0 pass, 1 regression, 2 failed benchmark, 3 measured nothing, 4 structure changed."""
         return self.verdict.exit_code
 
     @property
@@ -65,6 +72,7 @@ class GateResult:
             f"## Performance gate: {title}\n\n"
             f"`{head}` against `{base}`, factor {factor}: {self.verdict.message}\n\n"
             + (f"{trained}\n" if trained else "")
+            + self.structure.markdown(accepted=self.accepted_census)
             + f"```\n{body}\n```\n"
         )
 
@@ -80,8 +88,10 @@ def run_gate(
     env: dict[str, str] | None = None,
     cwd: str | Path | None = None,
     confirm_rounds: int = CONFIRM_ROUNDS,
+    accept_census: bool = False,
 ) -> GateResult:
-    """`extra_args` go to every asv call; its -b selection to the first look only."""
+    """`extra_args` go to every asv call; its -b selection to the first look only.
+    `accept_census`: a changed census is meant (the report still lists it)."""
     environment = {**os.environ, **(env or {})}
     refuse_injected(environment)
     asv = asv_caller(config, machine, cwd, environment)
@@ -93,18 +103,19 @@ def run_gate(
     continuous, output = asv("continuous", "--factor", str(factor), "--split", "--show-stderr",
                              "--record-samples", *(extra_args or []), base, head)  # fmt: skip
     verdict = read_asv_output(continuous, output)
-    if verdict.kind not in (REGRESSION, PASS) or confirm_rounds < 1:
-        return GateResult(verdict, continuous, output)
-
-    after = {commit: stored(commit) for commit in (base, head)}
-    first_look = [measured_between(before[commit], after[commit]) for commit in (base, head)]
-    flagged = to_look_again(verdict.regressions, *first_look, factor)
-    if not flagged:
-        return GateResult(verdict, continuous, output)
-    verdict, log, _ = second_look(asv, stored, base, head, flagged,
-                               rounds=confirm_rounds, factor=factor,
-                               extra_args=extra_args or [], read=after)  # fmt: skip
-    return GateResult(verdict, continuous, "\n".join([output, *log]))
+    log: list[str] = []
+    if verdict.kind in (REGRESSION, PASS) and confirm_rounds >= 1:
+        after = {commit: stored(commit) for commit in (base, head)}
+        first_look = [measured_between(before[commit], after[commit]) for commit in (base, head)]
+        flagged = to_look_again(verdict.regressions, *first_look, factor)
+        if flagged:
+            verdict, log, _ = second_look(asv, stored, base, head, flagged,
+                                          rounds=confirm_rounds, factor=factor,
+                                          extra_args=extra_args or [], read=after)  # fmt: skip
+    conf_dir = Path(config if cwd is None else Path(cwd) / config).resolve().parent
+    structure = structure_report(conf_dir, cwd or conf_dir, base, head)
+    verdict = with_structure(verdict, structure, accepted=accept_census)
+    return GateResult(verdict, continuous, "\n".join([output, *log]), structure, accept_census)
 
 
 def write_step_summary(text: str) -> None:

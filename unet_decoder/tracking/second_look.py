@@ -27,7 +27,7 @@ from .rounds import (
 )
 from .selections import exact_entries
 from .stored import Stored
-from .verdict import PASS, REGRESSION, Verdict, read_asv_output
+from .verdict import PASS, REGRESSION, Verdict, is_census, read_asv_output
 
 CONFIRM_HEADER = "== unet-decoder: measuring the flagged benchmarks again =="
 TABLE_HEADER = "| Ratio | Base, each process | Head, each process | Benchmark |"
@@ -56,9 +56,10 @@ def asv_caller(config: str | Path, machine: str | None, cwd: str | Path | None,
 def nominees(base: Mapping[str, Sequence[float]], head: Mapping[str, Sequence[float]],
              bar: float) -> list[tuple[str, str]]:  # fmt: skip
     """(entry, ratio) of the entries stored on both sides whose pooled median (asv's own
-    value) is slower on the head by more than `bar`."""
+    value) is slower on the head by more than `bar`. Census totals are counts, compared
+    exactly elsewhere (`structure`), not times to measure again."""
     found = []
-    for name in sorted(base.keys() & head.keys()):
+    for name in sorted(n for n in base.keys() & head.keys() if not is_census(n)):
         ratio = ratio_of_processes(base[name], head[name])
         if ratio > bar:
             found.append((name, f"{ratio:.2f}"))

@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from ..errors import UNetDecoderError
 
 SELECTIONS: dict[str, str] = {
-    # the PR gate: two encoders x plain, best compiled and best int8 steady-state time
-    "pr": r"time_forward\('(resnet34|efficientnet_b0)', '(none|best_compiled|best_int8)'\)",
+    # the PR gate: two encoders x plain, best compiled and best int8 steady-state time, and
+    # the census of each (what it runs, compared exactly)
+    "pr": r"(time_forward|track_census)\('(resnet34|efficientnet_b0)', "
+    r"'(none|best_compiled|best_int8)'\)",
     # the cheapest entries (timm's tiny test_resnet): a quick check that everything runs
     "smoke": r"\('test_resnet'",
     # every time_ benchmark of the grid, scaling rows included

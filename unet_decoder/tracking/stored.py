@@ -39,6 +39,13 @@ def result_entries(result) -> Entries:
     return out
 
 
+def commit_of(repo: str | Path, ref: str) -> str | None:
+    """The full hash of a commit or ref (`main`, `HEAD`) in `repo`; None if git knows none."""
+    found = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+                           capture_output=True, text=True)  # fmt: skip
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
 def stored_results(config: str | Path, cwd: str | Path | None = None) -> Stored:
     """A reader of the results that `asv --config CONFIG` writes, for a commit or a ref (the
     gate takes `main`, `HEAD`): resolved with git in the config's repository."""
@@ -53,12 +60,7 @@ def stored_results(config: str | Path, cwd: str | Path | None = None) -> Stored:
     folder = config.parent / conf.get("results_dir", "results")
     repo = config.parent / conf.get("repo", ".") if cwd is None else Path(cwd)
 
-    @functools.cache
-    def resolve(commit: str) -> str | None:
-        ref = f"{commit}^{{commit}}"
-        found = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", ref],
-                               capture_output=True, text=True)  # fmt: skip
-        return found.stdout.strip() if found.returncode == 0 else None
+    resolve = functools.cache(functools.partial(commit_of, repo))
 
     def read(commit: str) -> dict[str, list[float]]:
         full = resolve(commit)
