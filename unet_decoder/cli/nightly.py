@@ -18,8 +18,9 @@ def add(sub) -> None:
         "copy the results onto the --branch results branch (a worktree under .asv/; files "
         "are added or updated, never deleted), commit them, and print benchmarks slower "
         "than --factor between the two newest measured commits, once measured again on both "
-        "(--confirm-rounds). Exit 0: measured (or nothing new), 1: a regression, 2: a "
-        "benchmark failed, 3: nothing was measured.",
+        "(--confirm-rounds), and every stored series whose level stepped or began to drift "
+        "(judged on its own history, named with the night it began). Exit 0: measured (or "
+        "nothing new), 1: a regression, 2: a benchmark failed, 3: nothing was measured.",
     )
     nightly.add_argument("--machine", required=True, help="stable asv machine name")
     nightly.add_argument("--branch", default="asv-results", help="results branch (asv-results)")
@@ -31,6 +32,19 @@ def add(sub) -> None:
     add_selection(nightly, "all")
     nightly.add_argument("--confirm-rounds", type=int, default=CONFIRM_ROUNDS, help=CONFIRM_HELP)
     nightly.set_defaults(run=run)
+
+
+def _changes(results_dir: Path | None, machine: str) -> str:
+    """Each stored series whose level changed for the worse, judged on its own history."""
+    from ..tracking.changepoints import MIN_CHANGE, change_points
+
+    if results_dir is None:
+        return ""
+    found = change_points(results_dir, machine)
+    if not found:
+        return ""
+    return (f"Series whose level changed (each against its own stored nights, at least "
+            f"x{MIN_CHANGE}):\n\n" + "\n".join(f"    {p.line()}" for p in found))  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,12 +63,16 @@ def run(args: argparse.Namespace) -> int:
         measured_again = ("Measured again, each process one value (asv's units: seconds for "
                           f"time_, bytes for peakmem_):\n\n{report.looked_again}")  # fmt: skip
         print(measured_again)
+    text = ""
     if report.regressions:
         text = "Regressions against the previous nightly:\n\n" + "\n".join(
             f"    {line}" for line in report.regressions
         )
         print(text)
-        if args.report:
-            args.report.write_text("\n\n".join(filter(None, [text, measured_again])) + "\n")
+    drifted = _changes(report.results_dir, args.machine)
+    if drifted:
+        print(drifted)
+    if args.report and (text or drifted):
+        args.report.write_text("\n\n".join(filter(None, [text, measured_again, drifted])) + "\n")
     print(f"unet-decoder nightly: {report.verdict.message}", file=sys.stderr)
     return report.verdict.exit_code

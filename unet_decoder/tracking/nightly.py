@@ -43,6 +43,7 @@ class NightlyReport:
     comparison: Comparison | None = None
     # the second look's table: each entry measured again, its processes' values and ratio
     looked_again: str = ""
+    results_dir: Path | None = None  # every night stored for the machine (`changepoints`)
 
     @property
     def regressions(self) -> list[str]:
@@ -228,7 +229,7 @@ def run_nightly(
     code, output = asv("run", commits, "--skip-existing-successful", "--record-samples",
                        *(extra_args or []))  # fmt: skip
     nothing_new = code == 1 and "No commit hashes selected" in output
-    report = NightlyReport(asv_returncode=0 if nothing_new else code)
+    report = NightlyReport(asv_returncode=0 if nothing_new else code, results_dir=results_dir)
     if nothing_new:  # a quiet night: asv exits 1 when NEW is empty
         report.verdict = Verdict(PASS, "no new commit to measure")
     else:
