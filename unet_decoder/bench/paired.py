@@ -124,10 +124,11 @@ class PairedResult:
 
 
 def compare_artifacts(a: str | Path, b: str | Path, *, processes: int = 4, blocks: int = 12,
-                      calls: int = 8, inject_b: float = 0.0,
-                      progress=lambda label: None) -> PairedResult:  # fmt: skip
+                      calls: int = 8, inject_b: float = 0.0, progress=lambda label: None,
+                      python: str | Path | None = None) -> PairedResult:  # fmt: skip
     """`processes` fresh processes, each timing both artifacts (`time_in_one_process`),
-    alternating which one it loads first."""
+    alternating which one it loads first. `python`: the interpreter they run in (default this
+    one; the gate gives an asv environment's, whose torch built the artifacts)."""
     if processes < 2 or blocks < 1 or calls < 1:
         raise UNetDecoderError(
             f"--processes must be at least 2 (an interval needs two), --blocks and --calls at "
@@ -143,8 +144,8 @@ def compare_artifacts(a: str | Path, b: str | Path, *, processes: int = 4, block
     neighbours = OtherProcessesCPU().start()
     for i in range(processes):
         progress(f"process {i + 1}/{processes}")
-        command = [sys.executable, "-m", "unet_decoder.bench.paired", str(a), str(b),
-                   "--blocks", str(blocks), "--calls", str(calls),
+        command = [str(python or sys.executable), "-m", "unet_decoder.bench.paired", str(a),
+                   str(b), "--blocks", str(blocks), "--calls", str(calls),
                    "--first", "A" if i % 2 == 0 else "B", "--inject-b", str(inject_b)]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:

@@ -74,5 +74,7 @@ def take_census(run: Any, x: torch.Tensor, *, model: torch.nn.Module | None = No
     if flop is None:
         flop = _model_flop(model, x)
     machine = {"cpu": cpu_name(), "flags": cpu_flags(), "torch": torch.__version__}
-    return Census(kind, dict(sorted(counts.items())), flop, bytes_,
-                  about={**(about or {}), "machine": machine})  # fmt: skip
+    about = {**(about or {}), "machine": machine}
+    if record is not None:  # which artifact: the gate times base's and head's side by side
+        about["artifact"] = str(run.folder.resolve())
+    return Census(kind, dict(sorted(counts.items())), flop, bytes_, about=about)

@@ -20,7 +20,8 @@ def add(sub) -> None:
         "ratio), 2 if a benchmark failed on either side (named), 3 if nothing was measured "
         "(no environment, no benchmark selected, a build failure), 4 if what an entry runs "
         "changed (its census: operators, kernels, engine primitives) and --accept-census was "
-        "not given.",
+        "not given, 5 if a compiled or engine entry, timed side by side with the base's "
+        "artifact in one process, is still undecided.",
     )
     gate.add_argument("base", help="the base commit or branch, e.g. main")
     gate.add_argument("head", help="the commit under test, e.g. HEAD")

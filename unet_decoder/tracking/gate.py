@@ -11,6 +11,10 @@ at first look, or slower there than `nomination_bar` (half the factor's margin),
 again, in more interleaved rounds, and the gate fails on those whose head processes' median is
 slower than the base processes' median by the factor.
 
+Compiled and engine entries are judged side by side instead (`side_by_side`): the base's and
+the head's artifacts loaded into one process and timed in alternating blocks, in several
+processes, so that a process's own speed level cancels; asv's rows for them are left out.
+
 Then the census (`structure`): each entry's counted operators, kernels or engine primitives,
 compared exactly. A head whose timing passes but whose program changed fails as "structure
 changed" until the change is acknowledged; a regression lists what changed beside it.
@@ -19,12 +23,20 @@ changed" until the change is acknowledged; a regression lists what changed besid
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .noise import refuse_injected
 from .rounds import CONFIRM_ROUNDS
 from .second_look import CONFIRM_HEADER, asv_caller, measured_between, second_look, to_look_again
+from .side_by_side import (
+    PairedVerdict,
+    artifact_pairs,
+    environment_python,
+    judge,
+    unpaired,
+    with_pairs,
+)
 from .stored import stored_results
 from .structure import StructureReport, structure_report, with_structure
 from .verdict import PASS, REGRESSION, Verdict, read_asv_output
@@ -41,6 +53,7 @@ class GateResult:
     output: str
     structure: StructureReport = field(default_factory=StructureReport)
     accepted_census: bool = False
+    paired: list[PairedVerdict] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -48,7 +61,8 @@ class GateResult:
 
     @property
     def exit_code(self) -> int:
-        """0 pass, 1 regression, 2 failed benchmark, 3 measured nothing, 4 structure changed."""
+        """0 pass, 1 regression, 2 failed benchmark, 3 measured nothing, 4 structure changed,
+        5 suspicious."""
         return self.verdict.exit_code
 
     @property
@@ -73,6 +87,7 @@ class GateResult:
             f"`{head}` against `{base}`, factor {factor}: {self.verdict.message}\n\n"
             + (f"{trained}\n" if trained else "")
             + self.structure.markdown(accepted=self.accepted_census)
+            + "".join(f"- side by side: {v.line()}\n" for v in self.paired)
             + f"```\n{body}\n```\n"
         )
 
@@ -89,9 +104,11 @@ def run_gate(
     cwd: str | Path | None = None,
     confirm_rounds: int = CONFIRM_ROUNDS,
     accept_census: bool = False,
+    paired: bool = True,
 ) -> GateResult:
     """`extra_args` go to every asv call; its -b selection to the first look only.
-    `accept_census`: a changed census is meant (the report still lists it)."""
+    `accept_census`: a changed census is meant (the report still lists it). `paired`: judge
+    compiled and engine entries side by side (`side_by_side`) instead of by asv's processes."""
     environment = {**os.environ, **(env or {})}
     refuse_injected(environment)
     asv = asv_caller(config, machine, cwd, environment)
@@ -103,19 +120,37 @@ def run_gate(
     continuous, output = asv("continuous", "--factor", str(factor), "--split", "--show-stderr",
                              "--record-samples", *(extra_args or []), base, head)  # fmt: skip
     verdict = read_asv_output(continuous, output)
+    config_path = Path(config if cwd is None else Path(cwd) / config).resolve()
+    repo = cwd or config_path.parent
+    # compiled and engine entries: their two artifacts, timed side by side, not two processes
+    pairs = artifact_pairs(config_path.parent, repo, base, head) if paired else []
+    verdict = replace(verdict, regressions=unpaired(verdict.regressions, pairs))
+    if verdict.kind == REGRESSION and not verdict.regressions:
+        verdict = Verdict(PASS, "no benchmark slower than the factor outside the pairs")
     log: list[str] = []
     if verdict.kind in (REGRESSION, PASS) and confirm_rounds >= 1:
         after = {commit: stored(commit) for commit in (base, head)}
-        first_look = [measured_between(before[commit], after[commit]) for commit in (base, head)]
+        first_look = [unpaired(measured_between(before[commit], after[commit]), pairs)
+                      for commit in (base, head)]  # fmt: skip
         flagged = to_look_again(verdict.regressions, *first_look, factor)
         if flagged:
             verdict, log, _ = second_look(asv, stored, base, head, flagged,
                                           rounds=confirm_rounds, factor=factor,
                                           extra_args=extra_args or [], read=after)  # fmt: skip
-    conf_dir = Path(config if cwd is None else Path(cwd) / config).resolve().parent
-    structure = structure_report(conf_dir, cwd or conf_dir, base, head)
+    python = environment_python(_env_dir(config_path)) if pairs else None
+    judged = [judge(pair, python(pair.environment)) for pair in pairs]
+    verdict = with_pairs(verdict, judged)
+    structure = structure_report(config_path.parent, repo, base, head)
     verdict = with_structure(verdict, structure, accepted=accept_census)
-    return GateResult(verdict, continuous, "\n".join([output, *log]), structure, accept_census)
+    return GateResult(verdict, continuous, "\n".join([output, *log]), structure, accept_census,
+                      judged)  # fmt: skip
+
+
+def _env_dir(config: Path) -> Path:
+    from asv.config import Config
+
+    env_dir = Path(Config.load(str(config)).env_dir)
+    return env_dir if env_dir.is_absolute() else config.parent / env_dir
 
 
 def write_step_summary(text: str) -> None:

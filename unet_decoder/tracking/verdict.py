@@ -6,7 +6,8 @@ selection that matches no benchmark, and on any setup error; it exits 2 when a b
 failed. A gate that reports "slower" when it measured nothing teaches people to ignore it,
 so the gate and the nightly job read asv's output and give each case its own verdict and
 exit code: 0 pass, 1 regression, 2 failed benchmark, 3 measured nothing, 4 structure
-changed (the census of an entry moved, unacknowledged: `tracking.structure`).
+changed (the census of an entry moved, unacknowledged: `tracking.structure`), 5 suspicious
+(timed side by side, still undecided: `tracking.side_by_side`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from dataclasses import dataclass, field
 PASS, REGRESSION, FAILED, NOTHING = "pass", "regression", "failed", "nothing measured"
 #: What one forward runs changed (the census), and nobody said it was meant to.
 STRUCTURE = "structure changed"
-EXIT_CODES = {PASS: 0, REGRESSION: 1, FAILED: 2, NOTHING: 3, STRUCTURE: 4}
+#: Timed side by side, an entry's interval still held both "the same" and "slower by the
+#: factor" after every process: neither a pass nor a regression (`side_by_side`).
+SUSPICIOUS = "suspicious"
+EXIT_CODES = {PASS: 0, REGRESSION: 1, FAILED: 2, NOTHING: 3, STRUCTURE: 4, SUSPICIOUS: 5}
 #: The census benchmark (benchmarks/census.py): its number is a count, compared exactly by
 #: `tracking.structure`, never a time that a factor judges.
 CENSUS_BENCHMARK = ".track_census("

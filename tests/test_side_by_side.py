@@ -1,0 +1,120 @@
+"""The gate times a compiled or engine entry's base and head artifacts side by side in one
+process: the verdict is on the per-process ratios, so a process's own speed level cancels."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from unet_decoder import UNet, build_artifact
+from unet_decoder.bench.paired import PairedResult
+from unet_decoder.census import Census, census_path
+from unet_decoder.tracking.side_by_side import (
+    CLEARED,
+    SAME,
+    SLOWER,
+    ArtifactPair,
+    artifact_pairs,
+    judge,
+    unpaired,
+    with_pairs,
+)
+from unet_decoder.tracking.verdict import PASS, REGRESSION, SUSPICIOUS, Verdict
+
+ENV = "uv-pip-py3.11-torch2.14.1"
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """Two artifacts with different files (folded and not) and a copy of the first."""
+    root = tmp_path_factory.mktemp("pairs")
+    torch.manual_seed(0)
+    model, x = UNet("test_resnet").eval(), torch.randn(1, 3, 64, 64)
+    build_artifact(model, ["fuse_bn"], x, root / "folded", threads=1)
+    build_artifact(model, [], x, root / "plain", threads=1)
+    shutil.copytree(root / "folded", root / "copy")
+    return root
+
+
+def _git(repo, *args):
+    base = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    return subprocess.run([*base, *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_each_artifact_entry_is_paired_with_the_base_artifact_of_its_environment(
+    tmp_path, artifacts
+):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    commits = []
+    for message in ("base", "head"):
+        _git(repo, "commit", "-q", "--allow-empty", "-m", message)
+        commits.append(_git(repo, "rev-parse", "HEAD"))
+    for commit, folder in zip(commits, ("folded", "plain"), strict=True):
+        about = {"artifact": str(artifacts / folder)}
+        Census("torch-eager", {"op aten.add": 1}, about=about).write(
+            census_path(repo, ENV, commit, "test_resnet", "best_compiled"))  # fmt: skip
+        # an eager entry names no artifact: asv's processes judge it
+        Census("torch-eager", {"op aten.add": 1}).write(
+            census_path(repo, ENV, commit, "test_resnet", "none"))  # fmt: skip
+    (pair,) = artifact_pairs(repo, repo, "HEAD~1", "HEAD")
+    assert (pair.entry, pair.environment) == ("test_resnet best_compiled", ENV)
+    assert (pair.base, pair.head) == (artifacts / "folded", artifacts / "plain")
+    assert pair.benchmark == "forward.Forward.time_forward('test_resnet', 'best_compiled')"
+    rows = [(f"{pair.benchmark} [m/{ENV}]", "1.3"), (f"{pair.benchmark} [m/other-env]", "1.2"),
+            ("forward.Forward.time_forward('test_resnet', 'none')", "1.2")]  # fmt: skip
+    assert unpaired(rows, [pair]) == rows[1:]
+
+
+def _fake_compare(*ratio_sets):
+    """compare_artifacts answering each call with the next set of per-process ratios."""
+    answers = list(ratio_sets)
+
+    def compare(a, b, *, processes, blocks, calls, python):
+        ratios = answers.pop(0)
+        assert len(ratios) == processes
+        return PairedResult(str(a), str(b), processes=[{"ratio": r} for r in ratios])
+
+    return compare
+
+
+def test_a_pair_is_slower_only_when_its_interval_says_so(artifacts):
+    pair = ArtifactPair("test_resnet best_compiled", ENV, artifacts / "folded",
+                        artifacts / "plain")  # fmt: skip
+    slower = judge(pair, sys.executable, compare=_fake_compare([1.07, 1.08, 1.06, 1.07]))
+    assert slower.kind == SLOWER and slower.interval[0] > 1 and slower.processes == 4
+    same_level = judge(pair, sys.executable, compare=_fake_compare([1.0, 1.01, 0.99, 1.0]))
+    assert same_level.kind == CLEARED and same_level.interval[1] < 1.05
+    # undecided at 4 processes: 4 more, and still undecided is suspicious, never a pass
+    undecided = _fake_compare([1.0, 1.09, 1.02, 1.08], [0.99, 1.1, 1.03, 1.07])
+    unsure = judge(pair, sys.executable, compare=undecided)
+    assert unsure.kind == SUSPICIOUS and unsure.processes == 8
+    copy = ArtifactPair(pair.entry, ENV, artifacts / "folded", artifacts / "copy")
+    assert judge(copy, sys.executable, compare=_fake_compare()).kind == SAME
+
+
+def test_the_real_comparison_runs_in_the_environments_python(artifacts):
+    """Nothing faked: the two artifacts' processes, in the interpreter the gate names."""
+    pair = ArtifactPair("test_resnet best_compiled", ENV, artifacts / "folded",
+                        artifacts / "plain")  # fmt: skip
+    found = judge(pair, sys.executable, processes=2, extra=2, blocks=2, calls=2)
+    assert found.processes in (2, 4) and found.ratio > 0 and found.kind != SAME
+
+
+def test_the_gate_verdict_takes_the_pairs_in(artifacts):
+    pair = ArtifactPair("test_resnet best_compiled", ENV, artifacts / "folded",
+                        artifacts / "plain")  # fmt: skip
+    judged = judge(pair, sys.executable, compare=_fake_compare([1.07, 1.08, 1.06, 1.07]))
+    failed = with_pairs(Verdict(PASS, "no benchmark slower"), [judged])
+    assert failed.kind == REGRESSION and failed.exit_code == 1
+    assert "side by side" in failed.message and "test_resnet best_compiled" in failed.message
+    assert failed.regressions == [(f"{pair.benchmark} [{ENV}]", "1.070")]
+    undecided = _fake_compare([1.0, 1.09, 1.02, 1.08], [0.99, 1.1, 1.03, 1.07])
+    unsure = judge(pair, sys.executable, compare=undecided)
+    told = with_pairs(Verdict(PASS, "no benchmark slower"), [unsure])
+    assert told.kind == SUSPICIOUS and told.exit_code == 5 and "unet-decoder pair" in told.message
+    quiet = judge(pair, sys.executable, compare=_fake_compare([1.0, 1.01, 0.99, 1.0]))
+    assert with_pairs(Verdict(PASS, "ok"), [quiet]).passed

@@ -1,0 +1,171 @@
+"""Compiled and engine entries of base and head, timed side by side in one process.
+
+asv times each commit in its own processes, and on a shared VM each process runs at its own
+speed level for its life (25-35% apart for efficientnet_b0's compiled entries here): a
+comparison of two processes' medians cannot see 5%. A compiled or engine entry is a file
+(an AOTInductor package, ONNX, OpenVINO IR) that each commit's benchmark process built and
+loaded; its census names the folder (`about["artifact"]`). Here the base's and the head's
+artifacts of an entry are loaded into one process of that environment's Python and timed
+in alternating blocks (`bench.paired`), in several processes, and the verdict is on the
+per-process ratios: their geometric mean and 95% interval. A process's own level cancels.
+
+Two artifacts with the same files, run the same way (the head's build reused the base's, or
+linked its compiled package), run the same program: nothing to time, "same artifact".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..census.record import Census, census_root
+from ..errors import UNetDecoderError
+from .stored import commit_of
+from .verdict import PASS, REGRESSION, SUSPICIOUS, Verdict
+
+#: Processes at first, and added once when the interval still holds both 1 and the factor.
+PROCESSES, EXTRA_PROCESSES = 4, 4
+#: A paired entry's own factor: the pairing cancels the process levels the gate's factor
+#: (1.10) was set for, so it judges at 5%.
+PAIRED_FACTOR = 1.05
+#: What a pair's timing said (or SUSPICIOUS: the verdict's own kind, undecided).
+SLOWER, SAME, CLEARED = "slower", "same artifact", "not slower"
+
+
+@dataclass(frozen=True)
+class ArtifactPair:
+    entry: str  # "resnet34 best_compiled"
+    environment: str
+    base: Path
+    head: Path
+
+    @property
+    def benchmark(self) -> str:
+        """The asv name of the timing this pair replaces."""
+        encoder, flags = self.entry.split(" ", 1)
+        return f"forward.Forward.time_forward('{encoder}', '{flags}')"
+
+
+@dataclass(frozen=True)
+class PairedVerdict:
+    pair: ArtifactPair
+    kind: str  # SLOWER, SUSPICIOUS, SAME, CLEARED
+    ratio: float = 1.0
+    interval: tuple[float, float] = (1.0, 1.0)
+    processes: int = 0
+
+    def line(self) -> str:
+        where = f"{self.pair.entry} [{self.pair.environment}]"
+        if self.kind == SAME:
+            return f"{where}: same artifact files as the base, nothing to time"
+        low, high = self.interval
+        return (f"{where}: x{self.ratio:.3f} (95% interval x{low:.3f}-x{high:.3f}, "
+                f"{self.processes} processes, side by side): {self.kind}")  # fmt: skip
+
+
+#: What makes two artifacts run the same program: the same files (by sha256), run the same
+#: way. An eager artifact keeps the weights and re-applies its flags at load.
+_SAME_PROGRAM = ("kind", "flags", "files", "program", "input_shape", "threads", "precision")
+
+
+def _program(folder: Path) -> tuple | None:
+    try:
+        record = json.loads((folder / "deployed.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not record.get("files"):
+        return None  # an artifact that predates its files' sha256: time it
+    return tuple(json.dumps(record.get(key), sort_keys=True) for key in _SAME_PROGRAM)
+
+
+def artifact_pairs(conf_dir: str | Path, repo: str | Path, base: str,
+                   head: str) -> list[ArtifactPair]:  # fmt: skip
+    """Every entry whose base and head census both name an artifact folder that still
+    exists, for the same environment."""
+    full = {ref: commit_of(repo, ref) for ref in (base, head)}
+    if None in full.values():
+        return []
+    found = []
+    root = census_root(conf_dir)
+    for head_file in sorted(root.glob(f"*/{full[head]}/*.json")):
+        environment = head_file.parent.parent.name
+        base_file = root / environment / full[base] / head_file.name
+        try:
+            folders = [Path(Census.read(f).about["artifact"]) for f in (base_file, head_file)]
+        except (UNetDecoderError, KeyError):  # no base census, or not an artifact (eager)
+            continue
+        if all((f / "deployed.json").is_file() for f in folders):
+            entry = head_file.name.removesuffix(".json").replace("-", " ", 1)
+            found.append(ArtifactPair(entry, environment, *folders))
+    return found
+
+
+def judge(pair: ArtifactPair, python: str | Path, *, factor: float = PAIRED_FACTOR,
+          processes: int = PROCESSES, extra: int = EXTRA_PROCESSES, blocks: int = 12,
+          calls: int = 8, compare: Callable | None = None) -> PairedVerdict:  # fmt: skip
+    """Slower when the interval lies above 1 and the ratio above `factor`; not slower when
+    the interval lies below `factor`; otherwise `extra` more processes, then suspicious."""
+    base_program, head_program = _program(pair.base), _program(pair.head)
+    if pair.base == pair.head or (base_program is not None and base_program == head_program):
+        return PairedVerdict(pair, SAME)
+    if compare is None:
+        from ..bench.paired import compare_artifacts as compare
+    result = compare(pair.base, pair.head, processes=processes, blocks=blocks, calls=calls,
+                     python=python)  # fmt: skip
+    low, high = result.interval
+    if low <= 1 < factor <= high or (low <= 1 and result.ratio > factor):
+        more = compare(pair.base, pair.head, processes=extra, blocks=blocks, calls=calls,
+                       python=python)  # fmt: skip
+        result.processes.extend(more.processes)
+        low, high = result.interval
+    if low > 1 and result.ratio > factor:
+        kind = SLOWER
+    elif high < factor:
+        kind = CLEARED
+    else:
+        kind = SUSPICIOUS
+    return PairedVerdict(pair, kind, result.ratio, (low, high), len(result.processes))
+
+
+def environment_python(env_dir: str | Path) -> Callable[[str], Path]:
+    """The interpreter of an asv environment, by its name (asv's `env_dir`/<name>/bin)."""
+    return lambda environment: Path(env_dir) / environment / "bin" / "python"
+
+
+def _is_paired(name: str, pairs: list[ArtifactPair]) -> bool:
+    """Whether an asv row or stored entry (`name(params)`, maybe ` [machine/env]`) is the
+    timing of one of `pairs` (the same entry, in its environment where the name gives one)."""
+    bare, _, where = name.partition(" [")
+    environment = where.rstrip("]").rsplit("/", 1)[-1] if where else None
+    return any(bare == p.benchmark and environment in (None, p.environment) for p in pairs)
+
+
+def unpaired(entries, pairs: list[ArtifactPair]):
+    """`entries` (a dict by name, or (name, ratio) rows) less the timings judged side by side."""
+    if isinstance(entries, dict):
+        return {name: v for name, v in entries.items() if not _is_paired(name, pairs)}
+    return [row for row in entries if not _is_paired(row[0], pairs)]
+
+
+def with_pairs(verdict: Verdict, judged: list[PairedVerdict]) -> Verdict:
+    """The gate's verdict once the paired entries are judged: a slower pair is a regression,
+    a suspicious one (undecided after every process) fails as suspicious unless the timing
+    verdict already failed."""
+    slower = [v for v in judged if v.kind == SLOWER]
+    unsure = [v for v in judged if v.kind == SUSPICIOUS]
+    if verdict.kind not in (PASS, REGRESSION) or not (slower or unsure):
+        return verdict
+    if slower:
+        rows = [(f"{v.pair.benchmark} [{v.pair.environment}]", f"{v.ratio:.3f}") for v in slower]
+        listed = "; ".join(v.line() for v in slower[:8])
+        if verdict.kind == REGRESSION:
+            return Verdict(REGRESSION, f"{verdict.message}; and side by side: {listed}",
+                           [*verdict.regressions, *rows], verdict.failed)  # fmt: skip
+        return Verdict(REGRESSION, f"PERFORMANCE DECREASED side by side: {listed}", rows)
+    if verdict.kind == REGRESSION:
+        return verdict
+    listed = "; ".join(v.line() for v in unsure[:8])
+    return Verdict(SUSPICIOUS, f"undecided after every process: {listed}: measure again "
+                   "(unet-decoder pair BASE HEAD on the two artifacts) before merging")  # fmt: skip
