@@ -40,7 +40,9 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     slow = repo.commit("run the decoder four times")
     repo.edit("README.md", "# unet-decoder", "# unet-decoder (docs change)")
     docs = repo.commit("docs only")
-    selection = r"(time_forward|track_census)\('test_resnet', 'none'\)"
+    # an eager entry (asv's processes judge it) and a compiled one (its two artifacts,
+    # timed side by side in one process)
+    selection = r"(time_forward|track_census)\('test_resnet', '(none|best_compiled)'\)"
     # one round a side and one confirming round (the gate's own defaults are two and two):
     # the verdicts are the subject here, and a 4x slower decoder is plain in one round
     common = dict(factor=FACTOR, config=repo.config, machine="ci", cwd=repo.path,
@@ -58,17 +60,25 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     assert "FAILED" in report and "time_forward" in report
     # the census says why, and it is true of the diff: the decoder's and the head's
     # convolutions run 3 more times
-    (change,) = fired.structure.changed
+    changed = {change.entry: change for change in fired.structure.changed}
+    assert set(changed) == {"test_resnet none", "test_resnet best_compiled"}
+    change = changed["test_resnet none"]
     unet = UNet("test_resnet")
     convs = sum(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
                 for part in (unet.decoder, unet.head) for m in part.modules())  # fmt: skip
     assert f"+{3 * convs} op aten.convolution" in change.delta, change.delta
     assert any(line.endswith("FLOPs") for line in change.delta)
     assert "op aten.convolution" in report and "structure changed" in fired.verdict.message
+    compiled = changed["test_resnet best_compiled"].delta
+    assert any(line.startswith("+") and "_convolution_pointwise" in line for line in compiled)
+    (paired,) = fired.paired
+    assert paired.pair.entry == "test_resnet best_compiled" and paired.kind == "slower"
+    assert paired.interval[0] > FACTOR and "side by side" in report
 
     quiet = run_gate(slow, docs, **common)
     assert quiet.passed and quiet.exit_code == 0, quiet.output[-3000:]
-    assert not quiet.structure.changed and quiet.structure.same == 1
+    assert not quiet.structure.changed and quiet.structure.same == 2
+    assert [v.kind for v in quiet.paired] == ["same artifact"]  # the build was reused
     assert "passed" in quiet.summary(slow[:8], docs[:8], FACTOR)
 
     # environments built: a selection that matches no benchmark measured nothing

@@ -54,7 +54,7 @@ def test_each_artifact_entry_is_paired_with_the_base_artifact_of_its_environment
         _git(repo, "commit", "-q", "--allow-empty", "-m", message)
         commits.append(_git(repo, "rev-parse", "HEAD"))
     for commit, folder in zip(commits, ("folded", "plain"), strict=True):
-        about = {"artifact": str(artifacts / folder)}
+        about = {"artifact": str(artifacts / folder), "python": sys.executable}
         Census("torch-eager", {"op aten.add": 1}, about=about).write(
             census_path(repo, ENV, commit, "test_resnet", "best_compiled"))  # fmt: skip
         # an eager entry names no artifact: asv's processes judge it
@@ -63,6 +63,7 @@ def test_each_artifact_entry_is_paired_with_the_base_artifact_of_its_environment
     (pair,) = artifact_pairs(repo, repo, "HEAD~1", "HEAD")
     assert (pair.entry, pair.environment) == ("test_resnet best_compiled", ENV)
     assert (pair.base, pair.head) == (artifacts / "folded", artifacts / "plain")
+    assert pair.python == sys.executable  # the interpreter that loaded them: the environment's
     assert pair.benchmark == "forward.Forward.time_forward('test_resnet', 'best_compiled')"
     rows = [(f"{pair.benchmark} [m/{ENV}]", "1.3"), (f"{pair.benchmark} [m/other-env]", "1.2"),
             ("forward.Forward.time_forward('test_resnet', 'none')", "1.2")]  # fmt: skip
@@ -84,37 +85,37 @@ def _fake_compare(*ratio_sets):
 def test_a_pair_is_slower_only_when_its_interval_says_so(artifacts):
     pair = ArtifactPair("test_resnet best_compiled", ENV, artifacts / "folded",
                         artifacts / "plain")  # fmt: skip
-    slower = judge(pair, sys.executable, compare=_fake_compare([1.07, 1.08, 1.06, 1.07]))
+    slower = judge(pair, compare=_fake_compare([1.07, 1.08, 1.06, 1.07]))
     assert slower.kind == SLOWER and slower.interval[0] > 1 and slower.processes == 4
-    same_level = judge(pair, sys.executable, compare=_fake_compare([1.0, 1.01, 0.99, 1.0]))
+    same_level = judge(pair, compare=_fake_compare([1.0, 1.01, 0.99, 1.0]))
     assert same_level.kind == CLEARED and same_level.interval[1] < 1.05
     # undecided at 4 processes: 4 more, and still undecided is suspicious, never a pass
     undecided = _fake_compare([1.0, 1.09, 1.02, 1.08], [0.99, 1.1, 1.03, 1.07])
-    unsure = judge(pair, sys.executable, compare=undecided)
+    unsure = judge(pair, compare=undecided)
     assert unsure.kind == SUSPICIOUS and unsure.processes == 8
     copy = ArtifactPair(pair.entry, ENV, artifacts / "folded", artifacts / "copy")
-    assert judge(copy, sys.executable, compare=_fake_compare()).kind == SAME
+    assert judge(copy, compare=_fake_compare()).kind == SAME
 
 
 def test_the_real_comparison_runs_in_the_environments_python(artifacts):
     """Nothing faked: the two artifacts' processes, in the interpreter the gate names."""
     pair = ArtifactPair("test_resnet best_compiled", ENV, artifacts / "folded",
                         artifacts / "plain")  # fmt: skip
-    found = judge(pair, sys.executable, processes=2, extra=2, blocks=2, calls=2)
+    found = judge(pair, processes=2, extra=2, blocks=2, calls=2)
     assert found.processes in (2, 4) and found.ratio > 0 and found.kind != SAME
 
 
 def test_the_gate_verdict_takes_the_pairs_in(artifacts):
     pair = ArtifactPair("test_resnet best_compiled", ENV, artifacts / "folded",
                         artifacts / "plain")  # fmt: skip
-    judged = judge(pair, sys.executable, compare=_fake_compare([1.07, 1.08, 1.06, 1.07]))
+    judged = judge(pair, compare=_fake_compare([1.07, 1.08, 1.06, 1.07]))
     failed = with_pairs(Verdict(PASS, "no benchmark slower"), [judged])
     assert failed.kind == REGRESSION and failed.exit_code == 1
     assert "side by side" in failed.message and "test_resnet best_compiled" in failed.message
     assert failed.regressions == [(f"{pair.benchmark} [{ENV}]", "1.070")]
     undecided = _fake_compare([1.0, 1.09, 1.02, 1.08], [0.99, 1.1, 1.03, 1.07])
-    unsure = judge(pair, sys.executable, compare=undecided)
+    unsure = judge(pair, compare=undecided)
     told = with_pairs(Verdict(PASS, "no benchmark slower"), [unsure])
     assert told.kind == SUSPICIOUS and told.exit_code == 5 and "unet-decoder pair" in told.message
-    quiet = judge(pair, sys.executable, compare=_fake_compare([1.0, 1.01, 0.99, 1.0]))
+    quiet = judge(pair, compare=_fake_compare([1.0, 1.01, 0.99, 1.0]))
     assert with_pairs(Verdict(PASS, "ok"), [quiet]).passed

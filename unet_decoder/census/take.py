@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from typing import Any
 
@@ -75,6 +76,7 @@ def take_census(run: Any, x: torch.Tensor, *, model: torch.nn.Module | None = No
         flop = _model_flop(model, x)
     machine = {"cpu": cpu_name(), "flags": cpu_flags(), "torch": torch.__version__}
     about = {**(about or {}), "machine": machine}
-    if record is not None:  # which artifact: the gate times base's and head's side by side
-        about["artifact"] = str(run.folder.resolve())
+    if record is not None:  # which artifact, run by which interpreter (an asv environment's):
+        # the gate times the base's and the head's side by side there
+        about.update(artifact=str(run.folder.resolve()), python=sys.executable)
     return Census(kind, dict(sorted(counts.items())), flop, bytes_, about=about)

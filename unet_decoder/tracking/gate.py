@@ -32,7 +32,6 @@ from .second_look import CONFIRM_HEADER, asv_caller, measured_between, second_lo
 from .side_by_side import (
     PairedVerdict,
     artifact_pairs,
-    environment_python,
     judge,
     unpaired,
     with_pairs,
@@ -137,20 +136,12 @@ def run_gate(
             verdict, log, _ = second_look(asv, stored, base, head, flagged,
                                           rounds=confirm_rounds, factor=factor,
                                           extra_args=extra_args or [], read=after)  # fmt: skip
-    python = environment_python(_env_dir(config_path)) if pairs else None
-    judged = [judge(pair, python(pair.environment)) for pair in pairs]
+    judged = [judge(pair) for pair in pairs]
     verdict = with_pairs(verdict, judged)
     structure = structure_report(config_path.parent, repo, base, head)
     verdict = with_structure(verdict, structure, accepted=accept_census)
     return GateResult(verdict, continuous, "\n".join([output, *log]), structure, accept_census,
                       judged)  # fmt: skip
-
-
-def _env_dir(config: Path) -> Path:
-    from asv.config import Config
-
-    env_dir = Path(Config.load(str(config)).env_dir)
-    return env_dir if env_dir.is_absolute() else config.parent / env_dir
 
 
 def write_step_summary(text: str) -> None:

@@ -4,8 +4,9 @@ asv times each commit in its own processes, and on a shared VM each process runs
 speed level for its life (25-35% apart for efficientnet_b0's compiled entries here): a
 comparison of two processes' medians cannot see 5%. A compiled or engine entry is a file
 (an AOTInductor package, ONNX, OpenVINO IR) that each commit's benchmark process built and
-loaded; its census names the folder (`about["artifact"]`). Here the base's and the head's
-artifacts of an entry are loaded into one process of that environment's Python and timed
+loaded; its census names the folder and the interpreter (`about["artifact"]`, `["python"]`).
+Here the base's and the head's artifacts of an entry are loaded into one process of that
+environment's Python and timed
 in alternating blocks (`bench.paired`), in several processes, and the verdict is on the
 per-process ratios: their geometric mean and 95% interval. A process's own level cancels.
 
@@ -16,6 +17,7 @@ linked its compiled package), run the same program: nothing to time, "same artif
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ class ArtifactPair:
     environment: str
     base: Path
     head: Path
+    python: str = sys.executable  # the environment's, which loaded both
 
     @property
     def benchmark(self) -> str:
@@ -93,31 +96,37 @@ def artifact_pairs(conf_dir: str | Path, repo: str | Path, base: str,
         environment = head_file.parent.parent.name
         base_file = root / environment / full[base] / head_file.name
         try:
-            folders = [Path(Census.read(f).about["artifact"]) for f in (base_file, head_file)]
+            about = [Census.read(f).about for f in (base_file, head_file)]
+            folders = [Path(side["artifact"]) for side in about]
+            python = about[1]["python"]
         except (UNetDecoderError, KeyError):  # no base census, or not an artifact (eager)
             continue
-        if all((f / "deployed.json").is_file() for f in folders):
+        if all((f / "deployed.json").is_file() for f in folders) and Path(python).is_file():
             entry = head_file.name.removesuffix(".json").replace("-", " ", 1)
-            found.append(ArtifactPair(entry, environment, *folders))
+            found.append(ArtifactPair(entry, environment, *folders, python=python))
     return found
 
 
-def judge(pair: ArtifactPair, python: str | Path, *, factor: float = PAIRED_FACTOR,
+def judge(pair: ArtifactPair, *, factor: float = PAIRED_FACTOR,
           processes: int = PROCESSES, extra: int = EXTRA_PROCESSES, blocks: int = 12,
-          calls: int = 8, compare: Callable | None = None) -> PairedVerdict:  # fmt: skip
+          calls: int = 8, compare: Callable | None = None,
+          inject_b: float = 0.0) -> PairedVerdict:  # fmt: skip
     """Slower when the interval lies above 1 and the ratio above `factor`; not slower when
-    the interval lies below `factor`; otherwise `extra` more processes, then suspicious."""
+    the interval lies below `factor`; otherwise `extra` more processes, then suspicious.
+    `inject_b` slows the head's calls by that fraction: what the rule can see (measuring the
+    gate, never in it)."""
     base_program, head_program = _program(pair.base), _program(pair.head)
     if pair.base == pair.head or (base_program is not None and base_program == head_program):
         return PairedVerdict(pair, SAME)
     if compare is None:
         from ..bench.paired import compare_artifacts as compare
-    result = compare(pair.base, pair.head, processes=processes, blocks=blocks, calls=calls,
-                     python=python)  # fmt: skip
+    timing = {"blocks": blocks, "calls": calls, "python": pair.python}
+    if inject_b:
+        timing["inject_b"] = inject_b
+    result = compare(pair.base, pair.head, processes=processes, **timing)
     low, high = result.interval
     if low <= 1 < factor <= high or (low <= 1 and result.ratio > factor):
-        more = compare(pair.base, pair.head, processes=extra, blocks=blocks, calls=calls,
-                       python=python)  # fmt: skip
+        more = compare(pair.base, pair.head, processes=extra, **timing)
         result.processes.extend(more.processes)
         low, high = result.interval
     if low > 1 and result.ratio > factor:
@@ -127,11 +136,6 @@ def judge(pair: ArtifactPair, python: str | Path, *, factor: float = PAIRED_FACT
     else:
         kind = SUSPICIOUS
     return PairedVerdict(pair, kind, result.ratio, (low, high), len(result.processes))
-
-
-def environment_python(env_dir: str | Path) -> Callable[[str], Path]:
-    """The interpreter of an asv environment, by its name (asv's `env_dir`/<name>/bin)."""
-    return lambda environment: Path(env_dir) / environment / "bin" / "python"
 
 
 def _is_paired(name: str, pairs: list[ArtifactPair]) -> bool:
