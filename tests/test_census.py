@@ -101,6 +101,8 @@ def test_an_aoti_census_reads_the_kernels_and_the_fused_convolutions(model, tmp_
     assert census.counts["extern mkldnn._convolution_pointwise[relu]"] > 0
     assert any(key.startswith("kernel cpp_fused_cat") for key in census.counts)
     assert main(["census", str(folder), str(folder)]) == 0
+    # no per-operator times below AOTInductor's wrapper: one line that says what to use
+    assert main(["census", str(folder), str(folder), "--profile"]) == 2
 
 
 def test_the_census_cli_prints_the_delta_and_refuses_a_missing_folder(model, tmp_path, capsys):
@@ -114,6 +116,33 @@ def test_the_census_cli_prints_the_delta_and_refuses_a_missing_folder(model, tmp
     assert main(["census", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nowhere" in err[0]
+
+
+@pytest.mark.parametrize(("backend", "grown"), [
+    ("torch", "op aten.native_batch_norm"),
+    ("onnxruntime", "node QLinearConv"),
+    ("openvino", "primitive Convolution"),
+])  # fmt: skip
+def test_a_profile_of_two_artifacts_names_the_operators_whose_time_moved(
+    model, tmp_path, backend, grown
+):
+    """In one process, alternating rounds: torch eager folded against unfolded (batch norms
+    come back), engines fp32 against int8 (their int8 convolutions)."""
+    from unet_decoder.census.profile import profile_delta, profile_pair
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    if backend == "torch":
+        build_artifact(model, ["fuse_bn"], X, a, threads=1)
+        build_artifact(model, [], X, b, threads=1)
+    else:
+        build_artifact(model, [], X, a, backend=backend, threads=1)
+        build_artifact(model, ["int8"], X, b, backend=backend, threads=1)
+    times_a, times_b = profile_pair(load_deployed(a), load_deployed(b), X, calls=3, rounds=2)
+    assert all(ms >= 0 for ms in [*times_a.values(), *times_b.values()])
+    assert sum(times_a.values()) > 0 and sum(times_b.values()) > 0
+    assert any(key.startswith(grown) for key in times_b), sorted(times_b)
+    lines = profile_delta(times_a, times_b)
+    assert lines[-1].startswith("total ") and any(grown in line for line in lines[:-1]), lines
 
 
 def test_a_file_that_is_not_a_census_is_one_clear_error(tmp_path):

@@ -1,6 +1,7 @@
 """The gate times a compiled or engine entry's base and head artifacts side by side in one
 process: the verdict is on the per-process ratios, so a process's own speed level cancels."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -90,7 +91,7 @@ def test_a_pair_is_slower_only_when_its_interval_says_so(artifacts):
     same_level = judge(pair, compare=_fake_compare([1.0, 1.01, 0.99, 1.0]))
     assert same_level.kind == CLEARED and same_level.interval[1] < 1.05
     # undecided at 4 processes: 4 more, and still undecided is suspicious, never a pass
-    undecided = _fake_compare([1.0, 1.09, 1.02, 1.08], [0.99, 1.1, 1.03, 1.07])
+    undecided = _fake_compare([0.97, 1.10, 1.0, 1.06], [0.96, 1.09, 1.01, 1.07])
     unsure = judge(pair, compare=undecided)
     assert unsure.kind == SUSPICIOUS and unsure.processes == 8
     copy = ArtifactPair(pair.entry, ENV, artifacts / "folded", artifacts / "copy")
@@ -113,9 +114,27 @@ def test_the_gate_verdict_takes_the_pairs_in(artifacts):
     assert failed.kind == REGRESSION and failed.exit_code == 1
     assert "side by side" in failed.message and "test_resnet best_compiled" in failed.message
     assert failed.regressions == [(f"{pair.benchmark} [{ENV}]", "1.070")]
-    undecided = _fake_compare([1.0, 1.09, 1.02, 1.08], [0.99, 1.1, 1.03, 1.07])
+    undecided = _fake_compare([0.97, 1.10, 1.0, 1.06], [0.96, 1.09, 1.01, 1.07])
     unsure = judge(pair, compare=undecided)
     told = with_pairs(Verdict(PASS, "no benchmark slower"), [unsure])
     assert told.kind == SUSPICIOUS and told.exit_code == 5 and "unet-decoder pair" in told.message
     quiet = judge(pair, compare=_fake_compare([1.0, 1.01, 0.99, 1.0]))
     assert with_pairs(Verdict(PASS, "ok"), [quiet]).passed
+
+
+def test_a_slower_pair_is_explained_by_the_operators_whose_time_grew(artifacts, tmp_path):
+    """The gate profiles a slower pair in the environment's Python (a real child here): the
+    unfolded head's batch norms are named; an AOTInductor head says what it cannot say."""
+    from unet_decoder.tracking.side_by_side import PairedVerdict, explain
+
+    pair = ArtifactPair("test_resnet best_eager", ENV, artifacts / "folded", artifacts / "plain")
+    found = explain(PairedVerdict(pair, SLOWER, 1.2, (1.1, 1.3), 4))
+    assert any("op aten.native_batch_norm" in line for line in found.profile), found.profile
+    assert found.profile[-1].startswith("total ")
+    assert explain(PairedVerdict(pair, CLEARED)).profile == ()
+    aoti = tmp_path / "aoti"
+    shutil.copytree(artifacts / "plain", aoti)
+    record = json.loads((aoti / "deployed.json").read_text())
+    (aoti / "deployed.json").write_text(json.dumps({**record, "kind": "torch-aoti"}))
+    told = explain(PairedVerdict(ArtifactPair(pair.entry, ENV, pair.base, aoti), SLOWER))
+    assert "no per-operator times" in told.profile[0]

@@ -11,6 +11,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..deploy.record import library_versions
 from ..errors import UNetDecoderError
 from ..machine import cpu_flags, cpu_name
 from .programs import aoti_counts, onnxruntime_counts, openvino_counts
@@ -74,7 +75,8 @@ def take_census(run: Any, x: torch.Tensor, *, model: torch.nn.Module | None = No
         raise UNetDecoderError(f"no census for artifacts of kind {kind!r}")
     if flop is None:
         flop = _model_flop(model, x)
-    machine = {"cpu": cpu_name(), "flags": cpu_flags(), "torch": torch.__version__}
+    # what picks the kernels: the CPU, and the libraries of this kind (torch; the engine's)
+    machine = {"cpu": cpu_name(), "flags": cpu_flags(), **library_versions(kind)}
     about = {**(about or {}), "machine": machine}
     if record is not None:  # which artifact, run by which interpreter (an asv environment's):
         # the gate times the base's and the head's side by side there

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..errors import UNetDecoderError
 from ..files import check_output, write_atomically
 
 
@@ -22,19 +23,29 @@ def add(sub) -> None:
     )
     census.add_argument("a", type=Path, help="an artifact folder (the base, with B)")
     census.add_argument("b", type=Path, nargs="?", help="the artifact to compare with A")
+    census.add_argument(
+        "--profile", action="store_true",
+        help="with B: also profile both in this process, in alternating rounds, and print the "
+        "operators whose time grew (eager torch, ONNX Runtime, OpenVINO; an AOTInductor "
+        "package has no per-operator times)",
+    )  # fmt: skip
     census.add_argument("--json", type=Path, help="write the census (of B if given) as JSON")
     census.set_defaults(run=run)
 
 
-def _take(folder: Path):
+def _load(folder: Path):
     import torch
 
-    from ..census.take import take_census
     from ..deploy import load_deployed
 
     loaded = load_deployed(folder)
-    x = torch.randn(loaded.input_shape, generator=torch.Generator().manual_seed(1))
-    return take_census(loaded, x, about={"artifact": str(folder), "label": loaded.label})
+    return loaded, torch.randn(loaded.input_shape, generator=torch.Generator().manual_seed(1))
+
+
+def _take(loaded, x):
+    from ..census.take import take_census
+
+    return take_census(loaded, x, about={"label": loaded.label})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from ..provenance import provenance
 
     check_output(args.json, "--json")
-    first = _take(args.a)
+    if args.profile and args.b is None:
+        raise UNetDecoderError("--profile compares two artifacts: give B too.")
+    a, x = _load(args.a)
+    first = _take(a, x)
     if args.b is None:
         shown = first
         for key, n in sorted(first.counts.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -50,9 +64,15 @@ def run(args: argparse.Namespace) -> int:
         extra = f", {first.flop / 1e9:.3f} GFLOP" if first.flop else ""
         print(f"{first.total} counted ({first.kind}{extra})")
     else:
-        shown = _take(args.b)
+        b, _ = _load(args.b)
+        shown = _take(b, x)
         delta = census_delta(first, shown, limit=40)
         print("\n".join(delta) if delta else "the same census: nothing changed")
+        if args.profile:
+            from ..census.profile import profile_delta, profile_pair
+
+            print("\ntime by operator, B against A (profiled in one process, alternating):")
+            print("\n".join(profile_delta(*profile_pair(a, b, x))))
     if args.json is not None:
         record = {"provenance": provenance(args.argv), **json.loads(shown.to_json())}
         write_atomically(args.json, (json.dumps(record, indent=1) + "\n").encode())

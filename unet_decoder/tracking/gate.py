@@ -32,6 +32,7 @@ from .second_look import CONFIRM_HEADER, asv_caller, measured_between, second_lo
 from .side_by_side import (
     PairedVerdict,
     artifact_pairs,
+    explain,
     judge,
     unpaired,
     with_pairs,
@@ -86,7 +87,10 @@ class GateResult:
             f"`{head}` against `{base}`, factor {factor}: {self.verdict.message}\n\n"
             + (f"{trained}\n" if trained else "")
             + self.structure.markdown(accepted=self.accepted_census)
-            + "".join(f"- side by side: {v.line()}\n" for v in self.paired)
+            + "".join(
+                f"- side by side: {v.line()}\n" + "".join(f"  - {line}\n" for line in v.profile)
+                for v in self.paired
+            )
             + f"```\n{body}\n```\n"
         )
 
@@ -136,7 +140,7 @@ def run_gate(
             verdict, log, _ = second_look(asv, stored, base, head, flagged,
                                           rounds=confirm_rounds, factor=factor,
                                           extra_args=extra_args or [], read=after)  # fmt: skip
-    judged = [judge(pair) for pair in pairs]
+    judged = [explain(judge(pair)) for pair in pairs]
     verdict = with_pairs(verdict, judged)
     structure = structure_report(config_path.parent, repo, base, head)
     verdict = with_structure(verdict, structure, accepted=accept_census)
