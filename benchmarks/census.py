@@ -5,7 +5,7 @@ AOTInductor kernels and externs, ONNX Runtime graph nodes, OpenVINO primitives);
 behind it go to `.asv/census/<environment>/<commit>/` (`api.census_path`), where the gate
 compares base and head exactly and reports the delta ("+4 op aten.copy_"). The process
 builds nothing new: it loads the artifact the timing rounds load, or applies the eager
-passes, and reads or counts one forward (under a second for resnet34 here).
+passes, and reads the artifact or counts one forward.
 """
 
 import os

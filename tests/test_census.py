@@ -13,7 +13,7 @@ from unet_decoder.census.take import take_census
 from unet_decoder.cli import main
 from unet_decoder.errors import UNetDecoderError
 from unet_decoder.tracking.second_look import nominees
-from unet_decoder.tracking.structure import structure_report, with_structure
+from unet_decoder.tracking.structure import census_pairs, structure_report, with_structure
 from unet_decoder.tracking.verdict import PASS, REGRESSION, STRUCTURE, Verdict, read_asv_output
 
 X = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
@@ -182,7 +182,7 @@ def test_the_gate_names_each_entry_whose_census_changed_and_fails_unless_acknowl
     Census("torch-eager", {"op aten.add": 1}).write(census_path(repo, env, head, "mobileone_s0",
                                                                 "none"))  # fmt: skip
 
-    report = structure_report(repo, repo, "HEAD~1", "HEAD")
+    report = structure_report(census_pairs(repo, repo, "HEAD~1", "HEAD"))
     (change,) = report.changed
     assert (change.entry, change.environment) == ("resnet34 best_compiled", env)
     assert change.delta == ["+2 kernel cpp_fused_add", "+8.0% FLOPs"]
@@ -199,7 +199,7 @@ def test_the_gate_names_each_entry_whose_census_changed_and_fails_unless_acknowl
     summary = report.markdown(accepted=False)
     assert "1 entry changed, 1 unchanged" in summary and "no census of the base" in summary
     # nothing changed: the verdict is the timing's alone
-    quiet = structure_report(repo, repo, "HEAD~1", "HEAD~1")
+    quiet = structure_report(census_pairs(repo, repo, "HEAD~1", "HEAD~1"))
     assert not quiet.changed and with_structure(Verdict(PASS, "ok"), quiet, accepted=False).passed
 
 

@@ -22,6 +22,7 @@ from unet_decoder.tracking.side_by_side import (
     unpaired,
     with_pairs,
 )
+from unet_decoder.tracking.structure import census_pairs
 from unet_decoder.tracking.verdict import PASS, REGRESSION, SUSPICIOUS, Verdict
 
 ENV = "uv-pip-py3.11-torch2.14.1"
@@ -61,7 +62,7 @@ def test_each_artifact_entry_is_paired_with_the_base_artifact_of_its_environment
         # an eager entry names no artifact: asv's processes judge it
         Census("torch-eager", {"op aten.add": 1}).write(
             census_path(repo, ENV, commit, "test_resnet", "none"))  # fmt: skip
-    (pair,) = artifact_pairs(repo, repo, "HEAD~1", "HEAD")
+    (pair,) = artifact_pairs(census_pairs(repo, repo, "HEAD~1", "HEAD"))
     assert (pair.entry, pair.environment) == ("test_resnet best_compiled", ENV)
     assert (pair.base, pair.head) == (artifacts / "folded", artifacts / "plain")
     assert pair.python == sys.executable  # the interpreter that loaded them: the environment's

@@ -6,12 +6,11 @@ go through `benchmarks/compat.py`). A move inside the package changes an import 
 the suites. Bump `FACADE` when a name's meaning changes.
 """
 
-from .bench.measure import count_flops
 from .bench.neighbours import BUSY_OTHERS_PCT, OtherProcessesCPU
 from .bench.rows import measure_row
 from .bench.subjects import checkpoint_subject, synthetic_subject
 from .census.record import census_path
-from .census.take import take_census
+from .census.take import count_flops, take_census
 from .deploy import build_artifact, kind_of, load_deployed, optimize
 from .engines.backends import BACKENDS, ENGINE_SETS, check_cpu
 from .engines.export import EngineUnavailableError

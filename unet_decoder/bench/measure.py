@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..machine import cpu_flags, cpu_name
 
@@ -80,14 +79,6 @@ def time_interleaved(
                 mine.append((time.perf_counter() - t0) * 1e3)
                 n += 1
     return [_summary(mine) for mine in samples]
-
-
-def count_flops(model: nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward of the plain model (a multiply-add counts 2)."""
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(x)
-    return counter.get_total_flops()
 
 
 def conv_peak_gflops(*, channels: int = 256, size: int = 56, min_seconds: float = 1.0) -> float:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import torch
 
+from ..census.take import count_flops
 from ..engines.backends import BACKENDS
 from ..errors import UNetDecoderError
 from ..model import UNet
 from ..passes.policy import flags_label
-from .measure import conv_peak_gflops, count_flops, machine_info, time_interleaved
+from .measure import conv_peak_gflops, machine_info, time_interleaved
 from .neighbours import OtherProcessesCPU, load_average
 from .rows import Row, add_timing, engine_plans, prepare_row, row_plans
 from .subjects import WEIGHTS, Subject, check_data_options, subject_for

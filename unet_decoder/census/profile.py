@@ -92,14 +92,10 @@ def profiler_for(run) -> Any:
     if kind == "onnxruntime":
         return _OrtProfiler(run.folder / record.file, run.threads)
     if kind == "openvino":
-        import openvino as ov
+        from ..engines.openvino import compile_runner
 
-        from ..engines.openvino import PRECISION_HINTS
-
-        config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[record.precision],
-                  "INFERENCE_NUM_THREADS": run.threads, "PERFORMANCE_HINT": "LATENCY",
-                  "NUM_STREAMS": 1, "PERF_COUNT": True}  # fmt: skip
-        compiled = ov.Core().compile_model(str(run.folder / record.file), "CPU", config)
+        path = run.folder / record.file
+        compiled = compile_runner(path, record.precision, run.threads, profiling=True).compiled
         return lambda run, x, calls: _openvino(run, x, calls, compiled)
     raise UNetDecoderError(
         f"{run!r} is an AOTInductor package: its kernels run below torch.profiler, so there "

@@ -41,13 +41,13 @@ def _eager(run, x: torch.Tensor) -> tuple[Counter, int, int]:
     return dispatched.counts, flops.get_total_flops(), dispatched.bytes
 
 
-def _model_flop(model: torch.nn.Module | None, x: torch.Tensor) -> int | None:
-    if model is None:
-        return None
-    flops = FlopCounterMode(display=False)
-    with torch.no_grad(), flops:
+def count_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward of the plain model (a multiply-add counts 2); the bench's and the
+    asv suites' FLOPs too (`bench.measure`)."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
         model(x)
-    return flops.get_total_flops()
+    return counter.get_total_flops()
 
 
 def take_census(run: Any, x: torch.Tensor, *, model: torch.nn.Module | None = None,
@@ -73,8 +73,8 @@ def take_census(run: Any, x: torch.Tensor, *, model: torch.nn.Module | None = No
         counts = openvino_counts(compiled)
     else:
         raise UNetDecoderError(f"no census for artifacts of kind {kind!r}")
-    if flop is None:
-        flop = _model_flop(model, x)
+    if flop is None and model is not None:
+        flop = count_flops(model, x)
     # what picks the kernels: the CPU, and the libraries of this kind (torch; the engine's)
     machine = {"cpu": cpu_name(), "flags": cpu_flags(), **library_versions(kind)}
     about = {**(about or {}), "machine": machine}

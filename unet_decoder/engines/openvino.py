@@ -69,8 +69,10 @@ def save(graph, out: Path) -> Path:
     return out
 
 
-def compile_runner(graph, precision: str, threads: int) -> OpenVinoRunner:
-    """Compile an OpenVINO model (or an IR/ONNX path) for the CPU at `precision`."""
+def compile_runner(graph, precision: str, threads: int, *,
+                   profiling: bool = False) -> OpenVinoRunner:  # fmt: skip
+    """Compile an OpenVINO model (or an IR/ONNX path) for the CPU at `precision`;
+    `profiling`: with per-layer performance counters (`census.profile`)."""
     import openvino as ov
 
     config = {
@@ -78,6 +80,7 @@ def compile_runner(graph, precision: str, threads: int) -> OpenVinoRunner:
         "INFERENCE_NUM_THREADS": threads,
         "PERFORMANCE_HINT": "LATENCY",
         "NUM_STREAMS": 1,
+        "PERF_COUNT": profiling,
     }
     if isinstance(graph, Path):
         graph = str(graph)

@@ -27,8 +27,8 @@ from .verdict import is_census
 #: and the fewest nights judged at all (shorter series fit a change by chance too often).
 MIN_BEFORE, MIN_AFTER, MIN_NIGHTS = 4, 2, 12
 #: How much better than flat a change model must fit (an F statistic). Simulated flat series
-#: of Gaussian noise (10,000 each) reach it by chance in about 0.05% at 12 nights and under
-#: 0.01% from 20 (their 99.99th percentiles: 75 at 12 nights, 35 at 20, 26 at 30).
+#: with 5% noise reached it in 0.05% of series at 12 nights and in none at 20 or 30
+#: (docs/measurements/changepoints-calibration.json, 2000 series each).
 MIN_SCORE = 40.0
 #: The smallest change of level reported (2%).
 MIN_CHANGE = 1.02

@@ -23,7 +23,7 @@ changed" until the change is acknowledged; a regression lists what changed besid
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .noise import refuse_injected
@@ -38,8 +38,8 @@ from .side_by_side import (
     with_pairs,
 )
 from .stored import stored_results
-from .structure import StructureReport, structure_report, with_structure
-from .verdict import PASS, REGRESSION, Verdict, read_asv_output
+from .structure import StructureReport, census_pairs, structure_report, with_structure
+from .verdict import PASS, REGRESSION, Verdict, read_asv_output, slower_than_factor
 
 #: What a benchmark process logs when it trained an encoder's weights itself
 #: (benchmarks/common.py): a head that changes the architecture trains its own.
@@ -126,10 +126,12 @@ def run_gate(
     config_path = Path(config if cwd is None else Path(cwd) / config).resolve()
     repo = cwd or config_path.parent
     # compiled and engine entries: their two artifacts, timed side by side, not two processes
-    pairs = artifact_pairs(config_path.parent, repo, base, head) if paired else []
-    verdict = replace(verdict, regressions=unpaired(verdict.regressions, pairs))
-    if verdict.kind == REGRESSION and not verdict.regressions:
-        verdict = Verdict(PASS, "no benchmark slower than the factor outside the pairs")
+    censuses = census_pairs(config_path.parent, repo, base, head)
+    pairs = artifact_pairs(censuses) if paired else []
+    if verdict.kind == REGRESSION and pairs:  # asv's rows for the pairs are not the verdict
+        outside = unpaired(verdict.regressions, pairs)
+        quiet = Verdict(PASS, "no benchmark slower than the factor outside the pairs")
+        verdict = slower_than_factor(outside) if outside else quiet
     log: list[str] = []
     if verdict.kind in (REGRESSION, PASS) and confirm_rounds >= 1:
         after = {commit: stored(commit) for commit in (base, head)}
@@ -142,7 +144,7 @@ def run_gate(
                                           extra_args=extra_args or [], read=after)  # fmt: skip
     judged = [explain(judge(pair)) for pair in pairs]
     verdict = with_pairs(verdict, judged)
-    structure = structure_report(config_path.parent, repo, base, head)
+    structure = structure_report(censuses)
     verdict = with_structure(verdict, structure, accepted=accept_census)
     return GateResult(verdict, continuous, "\n".join([output, *log]), structure, accept_census,
                       judged)  # fmt: skip

@@ -23,9 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..census.record import Census, census_root
-from ..errors import UNetDecoderError
-from .stored import commit_of
+from .structure import CensusPair
 from .verdict import PASS, REGRESSION, SUSPICIOUS, Verdict
 
 #: Processes at first, and added once when the interval still holds both 1 and the factor.
@@ -88,27 +86,18 @@ def _program(folder: Path) -> tuple | None:
     return tuple(json.dumps(record.get(key), sort_keys=True) for key in _SAME_PROGRAM)
 
 
-def artifact_pairs(conf_dir: str | Path, repo: str | Path, base: str,
-                   head: str) -> list[ArtifactPair]:  # fmt: skip
+def artifact_pairs(censuses: list[CensusPair]) -> list[ArtifactPair]:
     """Every entry whose base and head census both name an artifact folder that still
-    exists, for the same environment."""
-    full = {ref: commit_of(repo, ref) for ref in (base, head)}
-    if None in full.values():
-        return []
+    exists (eager entries name none: asv's processes judge them)."""
     found = []
-    root = census_root(conf_dir)
-    for head_file in sorted(root.glob(f"*/{full[head]}/*.json")):
-        environment = head_file.parent.parent.name
-        base_file = root / environment / full[base] / head_file.name
-        try:
-            about = [Census.read(f).about for f in (base_file, head_file)]
-            folders = [Path(side["artifact"]) for side in about]
-            python = about[1]["python"]
-        except (UNetDecoderError, KeyError):  # no base census, or not an artifact (eager)
+    for pair in censuses:
+        sides = [c.about if c is not None else {} for c in (pair.base, pair.head)]
+        if not all("artifact" in side for side in sides) or "python" not in sides[1]:
             continue
+        folders = [Path(side["artifact"]) for side in sides]
+        python = sides[1]["python"]
         if all((f / "deployed.json").is_file() for f in folders) and Path(python).is_file():
-            entry = head_file.name.removesuffix(".json").replace("-", " ", 1)
-            found.append(ArtifactPair(entry, environment, *folders, python=python))
+            found.append(ArtifactPair(pair.entry, pair.environment, *folders, python=python))
     return found
 
 

@@ -50,36 +50,52 @@ def _entries(n: int) -> str:
     return f"{n} entr{'y' if n == 1 else 'ies'}"
 
 
-def _census_files(conf_dir: Path, commit: str) -> dict[tuple[str, str], Path]:
-    """(environment, entry file name) -> file, for every census asv took of `commit`."""
-    found = census_root(conf_dir).glob(f"*/{commit}/*.json")
-    return {(path.parent.parent.name, path.name): path for path in found}
+@dataclass(frozen=True)
+class CensusPair:
+    """One entry's census of the head, in one environment, with the base's where asv took
+    one; each file read once, for the structure report and the side-by-side pairs."""
+
+    environment: str
+    entry: str  # "resnet34 best_compiled"
+    head: Census | None
+    base: Census | None
+    unreadable: str | None = None  # why a file of the two did not read
 
 
-def _entry(file_name: str) -> str:
-    return file_name.removesuffix(".json").replace("-", " ", 1)
-
-
-def structure_report(conf_dir: str | Path, repo: str | Path, base: str,
-                     head: str) -> StructureReport:  # fmt: skip
-    """The census of every entry taken of `head`, against the base's where there is one."""
+def census_pairs(conf_dir: str | Path, repo: str | Path, base: str,
+                 head: str) -> list[CensusPair]:  # fmt: skip
+    """Every census asv filed for `head`, beside the base's of the same environment and entry."""
     full = {ref: commit_of(repo, ref) for ref in (base, head)}
     if None in full.values():
-        return StructureReport()
-    conf_dir = Path(conf_dir)
-    before, after = (_census_files(conf_dir, full[ref]) for ref in (base, head))
-    changed, same, head_only = [], 0, []
-    for (environment, name), path in sorted(after.items()):
-        entry = _entry(name)
-        if (environment, name) not in before:
-            head_only.append(f"{entry} [{environment}]")
-            continue
+        return []
+    root = census_root(conf_dir)
+    found = []
+    for path in sorted(root.glob(f"*/{full[head]}/*.json")):
+        environment = path.parent.parent.name
+        before = root / environment / full[base] / path.name
+        entry = path.name.removesuffix(".json").replace("-", " ", 1)  # census_path's name
         try:
-            delta = census_delta(Census.read(before[environment, name]), Census.read(path))
+            censuses = [Census.read(path), Census.read(before) if before.is_file() else None]
         except UNetDecoderError as e:
-            delta = [f"unreadable census: {e}"]
+            found.append(CensusPair(environment, entry, None, None, str(e)))
+            continue
+        found.append(CensusPair(environment, entry, *censuses))
+    return found
+
+
+def structure_report(pairs: list[CensusPair]) -> StructureReport:
+    """The census of every entry taken of the head, against the base's where there is one."""
+    changed, same, head_only = [], 0, []
+    for pair in pairs:
+        if pair.unreadable is not None:
+            delta = [f"unreadable census: {pair.unreadable}"]
+        elif pair.base is None:
+            head_only.append(f"{pair.entry} [{pair.environment}]")
+            continue
+        else:
+            delta = census_delta(pair.base, pair.head)
         if delta:
-            changed.append(StructureChange(entry, environment, delta))
+            changed.append(StructureChange(pair.entry, pair.environment, delta))
         else:
             same += 1
     return StructureReport(changed, same, head_only)

@@ -92,6 +92,16 @@ class Verdict:
         return self.kind == PASS
 
 
+def slower_than_factor(slower: list[tuple[str, str]]) -> Verdict:
+    """The regression verdict on asv's slower rows: (benchmark, ratio) each."""
+    listed = "; ".join(f"{name} x{ratio}" for name, ratio in slower[:8])
+    return Verdict(
+        REGRESSION,
+        f"PERFORMANCE DECREASED: {len(slower)} benchmark(s) slower than the factor: {listed}",
+        regressions=slower,
+    )
+
+
 def _nothing_reason(output: str) -> str | None:
     for needle, reason in NOTHING_MEASURED:
         if needle in output:
@@ -120,12 +130,7 @@ def read_asv_output(returncode: int, output: str) -> Verdict:
     # asv judges a census total by the factor too; the gate compares it exactly instead
     counted_only = not slower and any(mark == "+" for mark, _, _ in rows)
     if slower or ("PERFORMANCE DECREASED" in output and not counted_only):
-        listed = "; ".join(f"{name} x{ratio}" for name, ratio in slower[:8])
-        return Verdict(
-            REGRESSION,
-            f"PERFORMANCE DECREASED: {len(slower)} benchmark(s) slower than the factor: {listed}",
-            regressions=slower,
-        )
+        return slower_than_factor(slower)
     if returncode != 0 and not (returncode == 1 and counted_only):
         last = [ln.strip() for ln in output.splitlines() if ln.strip()][-1:] or ["no output"]
         return Verdict(NOTHING, f"measured nothing: asv exited {returncode} ({last[0][:200]})")
