@@ -7,13 +7,12 @@ import subprocess
 import pytest
 
 from unet_decoder.tracking.nightly import (
-    CorruptResultsError,
-    check_results,
     compare_newest,
     compared,
     comparison_verdict,
     run_nightly,
 )
+from unet_decoder.tracking.results_branch import CorruptResultsError, check_results
 from unet_decoder.tracking.second_look import TABLE_HEADER, asv_caller
 from unet_decoder.tracking.verdict import FAILED, NOTHING, PASS, REGRESSION, compared_rows
 

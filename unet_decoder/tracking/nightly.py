@@ -1,10 +1,4 @@
-"""Nightly tracking: measure new commits, append them to a results branch, flag regressions.
-
-History lives on its own branch (default `asv-results`) so that it survives CI runners and
-never mixes with source. Each run is append-only: result files are added or updated, never
-deleted, so a rerun neither loses nor duplicates a result (asv names files by machine,
-commit and environment). A file that does not parse (corrupted, half-written by a killed
-job) stops the run with its name instead of silently vanishing from the dashboard.
+"""Nightly tracking: measure new commits, keep them on the results branch, flag regressions.
 
 A night is judged as a pull request is: a benchmark slower than the factor at first look, or
 slower than the lower `nomination_bar`, is measured again on both commits (`second_look`), and
@@ -14,23 +8,16 @@ ones, so the dashboard shows what the verdict saw.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..errors import UNetDecoderError
 from .noise import refuse_injected
+from .results_branch import check_results, git, results_worktree, store, sync
 from .rounds import CONFIRM_ROUNDS, nomination_bar
 from .second_look import Asv, asv_caller, second_look
 from .stored import Stored, stored_results
 from .verdict import NOTHING, PASS, REGRESSION, Verdict, compared_rows, read_asv_output
-
-
-class CorruptResultsError(UNetDecoderError):
-    """A results file on the results branch does not parse."""
 
 
 @dataclass
@@ -51,65 +38,6 @@ class NightlyReport:
         if self.comparison is None:
             return []
         return [f"{name} x{ratio}" for name, ratio in self.comparison.regressions]
-
-
-def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          check=check)  # fmt: skip
-
-
-def check_results(folder: Path) -> list[Path]:
-    """Every JSON file under folder must parse; raise naming the ones that do not."""
-    bad = []
-    files = sorted(folder.rglob("*.json")) if folder.is_dir() else []
-    for path in files:
-        try:
-            json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError):
-            bad.append(str(path.relative_to(folder)))
-    if bad:
-        raise CorruptResultsError(
-            f"{len(bad)} results file(s) do not parse: {', '.join(bad[:5])}; restore them from "
-            "the results branch history (git log -- <file>) or delete them, then rerun."
-        )
-    return files
-
-
-def _results_worktree(repo: Path, branch: str, path: Path) -> None:
-    """A worktree of the results branch at path; an empty orphan branch if it is new."""
-    if path.exists():
-        _git(repo, "worktree", "remove", "--force", str(path), check=False)
-        shutil.rmtree(path, ignore_errors=True)
-    _git(repo, "worktree", "prune")
-    exists = _git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
-    if exists.returncode == 0:
-        _git(repo, "worktree", "add", "--force", str(path), branch)
-        return
-    _git(repo, "worktree", "add", "--detach", str(path))
-    _git(path, "checkout", "-q", "--orphan", branch)
-    _git(path, "rm", "-rqf", "--cached", ".")
-    for child in path.iterdir():
-        if child.name != ".git":
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-
-
-def _sync(source: Path, target: Path) -> tuple[list[str], list[str]]:
-    """Copy every file of source into target (never deleting); return (added, updated)."""
-    added, updated = [], []
-    for path in sorted(source.rglob("*")):
-        if not path.is_file():
-            continue
-        relative = path.relative_to(source)
-        destination = target / relative
-        if destination.exists():
-            if destination.read_bytes() == path.read_bytes():
-                continue
-            updated.append(str(relative))
-        else:
-            added.append(str(relative))
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, destination)
-    return added, updated
 
 
 @dataclass(frozen=True)
@@ -138,7 +66,7 @@ def measured_commits(results_dir: Path, machine: str) -> set[str]:
 def compare_newest(repo: Path, asv: Asv, machine: str, factor: float, *,
                    results_dir: Path) -> Comparison:  # fmt: skip
     """Benchmarks slower than factor between the two newest measured commits of this machine."""
-    log = _git(repo, "log", "--format=%H", "-50").stdout.split()
+    log = git(repo, "log", "--format=%H", "-50").stdout.split()
     measured_here = measured_commits(results_dir, machine)
     measured = [c for c in log if c in measured_here]
     if len(measured) < 2:
@@ -217,12 +145,12 @@ def run_nightly(
     refuse_injected(env)
     asv = asv_caller(config, machine, repo, env)
 
-    _results_worktree(repo, branch, worktree)
+    results_worktree(repo, branch, worktree)
     stored = worktree / "results"
     check_results(stored)  # before anything else: never build on a broken history
     results_dir.mkdir(parents=True, exist_ok=True)
     if stored.is_dir():
-        _sync(stored, results_dir)
+        sync(stored, results_dir)
     check_results(results_dir)
 
     # samples recorded: asv's comparison tests them, and a second look adds to them
@@ -237,9 +165,9 @@ def run_nightly(
         if report.verdict.kind == NOTHING:  # store nothing: there is nothing to store
             return report
     check_results(results_dir)
-    head = _git(repo, "rev-parse", "--short", "HEAD").stdout.strip()
+    head = git(repo, "rev-parse", "--short", "HEAD").stdout.strip()
     # committed before comparing: a night killed during its second look keeps what it measured
-    report.added, report.updated = _store(results_dir, stored, worktree,
+    report.added, report.updated = store(results_dir, stored, worktree,
                                           f"nightly: {machine} at {head}")  # fmt: skip
     report.committed = bool(report.added or report.updated)
     if nothing_new:  # yesterday's comparison stands: reporting it again each quiet night is noise
@@ -252,7 +180,7 @@ def run_nightly(
             asv, stored_results(config, repo), report.comparison, verdict, factor,
             confirm_rounds, extra_args or [])  # fmt: skip
         check_results(results_dir)
-        _, updated = _store(results_dir, stored, worktree, f"nightly: {machine}, second look")
+        _, updated = store(results_dir, stored, worktree, f"nightly: {machine}, second look")
         report.updated += [name for name in updated if name not in report.updated]
         report.committed = report.committed or bool(updated)
     if verdict is not None and report.verdict.kind == PASS:
@@ -277,14 +205,3 @@ def _look_again(asv: Asv, stored: Stored, comparison: Comparison, first: Verdict
     message = f"{previous[:8]}..{newest[:8]}: {looked.message}"
     verdict = Verdict(looked.kind, message, regressions=confirmed, failed=looked.failed)
     return replace(comparison, regressions=confirmed), verdict, table
-
-
-def _store(results_dir: Path, stored: Path, worktree: Path, message: str):
-    """Copy the run's results onto the results branch and commit them; (added, updated)."""
-    added, updated = _sync(results_dir, stored)
-    if added or updated:
-        _git(worktree, "add", "results")
-        _git(worktree, "-c", "user.name=unet-decoder nightly", "-c",
-             "user.email=nightly@localhost", "commit", "-qm",
-             f"{message} (+{len(added)} new, {len(updated)} updated files)")  # fmt: skip
-    return added, updated
