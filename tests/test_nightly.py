@@ -44,18 +44,33 @@ def test_nightlies_append_only_name_a_regression_and_report_a_corrupt_file(tmp_p
     repo = ScratchRepo(tmp_path, asv_env_dir)
     first = run_nightly(repo.path, config=repo.config, machine="ci", commits="HEAD^!",
                         extra_args=FAST, env=repo.env)  # fmt: skip
+    first_commit = repo.git("rev-parse", "HEAD").stdout.strip()
     assert first.committed and first.asv_returncode == 0
     assert first.verdict.kind == PASS and first.comparison.previous is None  # nothing to compare
     before = _branch_files(repo)
     assert len(_result_files(before)) == 1
 
-    # A commit that doubles the decoder's widths: track_params grows far beyond x1.10.
+    # A night of three commits, the middle one doubling the decoder's widths: track_params
+    # grows far beyond x1.10 over the night, and bisection names that commit.
+    notes = repo.path / "docs" / "nightly.md"
+    notes.write_text(notes.read_text() + "\nA note.\n")
+    repo.commit("docs: a note")
     repo.edit("unet_decoder/model/unet.py", "DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32)",
               "DEFAULT_DECODER_CHANNELS = (512, 256, 128, 64)")  # fmt: skip
-    repo.commit("a wider decoder")
+    wider = repo.commit("a wider decoder")
+    notes.write_text(notes.read_text() + "\nAnother note.\n")
+    repo.commit("docs: another note")
     second = run_nightly(repo.path, config=repo.config, machine="ci", extra_args=FAST,
                          env=repo.env, confirm_rounds=1)  # fmt: skip
     assert second.verdict.kind == REGRESSION and second.verdict.exit_code == 1, second.verdict
+    # judged over the night (its last commit against the first night's), not the last commit
+    # against the one before it, which changed only docs
+    assert second.comparison.previous == first_commit
+    # every encoder's track_params grew, each bisected to the same commit
+    pinned = {c.entry.split(" [")[0]: c for c in second.culprits}
+    assert {c.commit for c in second.culprits} == {wider}, [c.line() for c in second.culprits]
+    assert "'a wider decoder': x" in pinned["model.Model.track_params('test_resnet')"].line()
+    assert f"first slow commit: {wider[:8]} ({len(pinned)} benchmark(s))" in second.verdict.message
     # measured again on both commits (asv's -b on the entry's own name) and still larger
     assert "confirmed by 1 more interleaved round(s)" in second.verdict.message
     assert second.comparison.compared >= 1
@@ -63,19 +78,21 @@ def test_nightlies_append_only_name_a_regression_and_report_a_corrupt_file(tmp_p
     assert "track_params('test_resnet')" in second.verdict.message
     after = _branch_files(repo)
     new = _result_files(after) - _result_files(before)
-    assert len(new) == 1, second  # only the new commit was measured
-    # the night's own commit added it and left the stored result alone; the second look's
-    # samples joined both commits' results in a commit of its own
-    night = _commit_changes(repo, "asv-results~1")
-    assert night[sorted(new)[0]] == "A" and not night.keys() & _result_files(before)
-    assert "second look" in repo.git("log", "-1", "--format=%s", "asv-results").stdout
-    assert _commit_changes(repo, "asv-results").keys() >= _result_files(after)
+    assert len(new) == 3, second  # only the new commits were measured
+    # the night's own commit added them and left the stored result alone; the second look's
+    # samples joined both ends' results in a commit of its own, and the bisection's (the
+    # culprit against its parent) in one more
+    night = _commit_changes(repo, "asv-results~2")
+    assert {night[name] for name in new} == {"A"} and not night.keys() & _result_files(before)
+    assert "second look" in repo.git("log", "-1", "--format=%s", "asv-results~1").stdout
+    assert "bisection" in repo.git("log", "-1", "--format=%s", "asv-results").stdout
+    assert len(_commit_changes(repo, "asv-results")) == 2
 
     again = run_nightly(repo.path, config=repo.config, machine="ci", extra_args=FAST,
                         env=repo.env)  # fmt: skip
     assert not again.added and _branch_files(repo).keys() == after.keys()  # no duplicates
     assert again.verdict.kind == PASS and again.comparison is None  # not reported every night
-    assert len(repo.git("log", "--oneline", "asv-results").stdout.splitlines()) == 3
+    assert len(repo.git("log", "--oneline", "asv-results").stdout.splitlines()) == 4
 
     # A killed job left a half-written file on the results branch.
     worktree = repo.path / ".asv" / "nightly-results"
@@ -97,7 +114,8 @@ def test_nightlies_append_only_name_a_regression_and_report_a_corrupt_file(tmp_p
         json.dumps(stored)
     )
     asv = asv_caller(repo.config, "ci", repo.path, repo.env)
-    unpaired = compare_newest(repo.path, asv, "ci", 1.10, results_dir=tmp_path / "results")
+    unpaired = compare_newest(repo.path, asv, "ci", 1.10, results_dir=tmp_path / "results",
+                              measured_before=[first_commit])  # fmt: skip
     assert unpaired.previous == second.comparison.previous and unpaired.compared == 0
     verdict = comparison_verdict(unpaired, 1.10, "ci")
     assert verdict.kind == NOTHING and verdict.exit_code == 3
@@ -228,6 +246,14 @@ def test_a_red_night_prints_and_reports_the_measurements_behind_its_verdict(
     written = report.read_text()
     assert f"{NAME} x1.30" in written and table in written
     assert table in capsys.readouterr().out
+
+    # a night over several commits: the issue names the commit bisection pinned each on
+    from unet_decoder.tracking.culprit import Culprit
+
+    red.culprits = [Culprit(NAME, "c" * 40, "x1.28 over its parent", subject="more work")]
+    assert main(["nightly", "--machine", "m", "--report", str(report)]) == 1
+    assert f"{NAME}: first slow commit cccccccc 'more work': x1.28" in report.read_text()
+    red.culprits = []
 
     red.verdict, red.comparison = Verdict(PASS, "cleared"), None
     assert main(["nightly", "--machine", "m"]) == 0

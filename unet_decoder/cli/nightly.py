@@ -17,10 +17,12 @@ def add(sub) -> None:
         description="Run `asv run NEW` (or --commits) for every environment of asv.conf.json, "
         "copy the results onto the --branch results branch (a worktree under .asv/; files "
         "are added or updated, never deleted), commit them, and print benchmarks slower "
-        "than --factor between the two newest measured commits, once measured again on both "
-        "(--confirm-rounds), and every stored series whose level stepped or began to drift "
-        "(judged on its own history, named with the night it began). Exit 0: measured (or "
-        "nothing new), 1: a regression, 2: a benchmark failed, 3: nothing was measured.",
+        "than --factor over the night (the newest measured commit against the newest one "
+        "measured before it), once measured again on both (--confirm-rounds), each bisected "
+        "to its first slow commit when the night spans several, and every stored series "
+        "whose level stepped or began to drift (judged on its own history, named with the "
+        "night it began). Exit 0: measured (or nothing new), 1: a regression, 2: a "
+        "benchmark failed, 3: nothing was measured.",
     )
     nightly.add_argument("--machine", required=True, help="stable asv machine name")
     nightly.add_argument("--branch", default="asv-results", help="results branch (asv-results)")
@@ -69,10 +71,19 @@ def run(args: argparse.Namespace) -> int:
             f"    {line}" for line in report.regressions
         )
         print(text)
+    bisected = ""
+    if report.culprits:
+        bisected = (
+            "First slow commit of each regression (bisected over the night's commits, "
+            "then measured against its parent):\n\n"
+            + "\n".join(f"    {culprit.line()}" for culprit in report.culprits)
+        )
+        print(bisected)
     drifted = _changes(report.results_dir, args.machine)
     if drifted:
         print(drifted)
     if args.report and (text or drifted):
-        args.report.write_text("\n\n".join(filter(None, [text, measured_again, drifted])) + "\n")
+        parts = [text, bisected, measured_again, drifted]
+        args.report.write_text("\n\n".join(filter(None, parts)) + "\n")
     print(f"unet-decoder nightly: {report.verdict.message}", file=sys.stderr)
     return report.verdict.exit_code

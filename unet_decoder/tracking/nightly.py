@@ -9,9 +9,11 @@ ones, so the dashboard shows what the verdict saw.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .culprit import Culprit, find_culprits
 from .noise import refuse_injected
 from .results_branch import check_results, git, results_worktree, store, sync
 from .rounds import CONFIRM_ROUNDS, nomination_bar
@@ -31,6 +33,7 @@ class NightlyReport:
     # the second look's table: each entry measured again, its processes' values and ratio
     looked_again: str = ""
     results_dir: Path | None = None  # every night stored for the machine (`changepoints`)
+    culprits: list[Culprit] = field(default_factory=list)  # kept regressions' first slow commits
 
     @property
     def regressions(self) -> list[str]:
@@ -63,15 +66,19 @@ def measured_commits(results_dir: Path, machine: str) -> set[str]:
     return {result.commit_hash for result in iter_results_for_machine(str(results_dir), machine)}
 
 
-def compare_newest(repo: Path, asv: Asv, machine: str, factor: float, *,
-                   results_dir: Path) -> Comparison:  # fmt: skip
-    """Benchmarks slower than factor between the two newest measured commits of this machine."""
-    log = git(repo, "log", "--format=%H", "-50").stdout.split()
+def compare_newest(repo: Path, asv: Asv, machine: str, factor: float, *, results_dir: Path,
+                   measured_before: Collection[str] = ()) -> Comparison:  # fmt: skip
+    """Benchmarks slower than factor over the night: the newest measured commit of this
+    machine against the newest one measured before the night (`measured_before`), or against
+    the one before it on a first night. Comparing the two newest alone would judge only the
+    night's last commit when asv measured several."""
+    log = git(repo, "log", "--first-parent", "--format=%H", "-1000").stdout.split()
     measured_here = measured_commits(results_dir, machine)
     measured = [c for c in log if c in measured_here]
     if len(measured) < 2:
         return Comparison()
-    newest, previous = measured[0], measured[1]
+    newest = measured[0]
+    previous = next((c for c in measured[1:] if c in measured_before), measured[1])
     code, said = asv("compare", "--factor", str(factor), "--split", previous, newest)
     if code != 0:
         lines = [ln.strip() for ln in said.splitlines() if ln.strip()]
@@ -152,6 +159,7 @@ def run_nightly(
     if stored.is_dir():
         sync(stored, results_dir)
     check_results(results_dir)
+    measured_before = measured_commits(results_dir, machine)
 
     # samples recorded: asv's comparison tests them, and a second look adds to them
     code, output = asv("run", commits, "--skip-existing-successful", "--record-samples",
@@ -172,7 +180,8 @@ def run_nightly(
     report.committed = bool(report.added or report.updated)
     if nothing_new:  # yesterday's comparison stands: reporting it again each quiet night is noise
         return report
-    report.comparison = compare_newest(repo, asv, machine, factor, results_dir=results_dir)
+    report.comparison = compare_newest(repo, asv, machine, factor, results_dir=results_dir,
+                                       measured_before=measured_before)  # fmt: skip
     verdict = comparison_verdict(report.comparison, factor, machine)
     suspect = report.comparison.regressions or report.comparison.nominated
     if verdict is not None and verdict.kind in (REGRESSION, PASS) and suspect and confirm_rounds:
@@ -181,6 +190,16 @@ def run_nightly(
             confirm_rounds, extra_args or [])  # fmt: skip
         check_results(results_dir)
         _, updated = store(results_dir, stored, worktree, f"nightly: {machine}, second look")
+        report.updated += [name for name in updated if name not in report.updated]
+        report.committed = report.committed or bool(updated)
+    if verdict is not None and verdict.kind == REGRESSION:
+        report.culprits = find_culprits(
+            asv, stored_results(config, repo), repo, report.comparison.previous,
+            report.comparison.newest, verdict.regressions, rounds=confirm_rounds,
+            factor=factor, extra_args=extra_args or [])  # fmt: skip
+        verdict = replace(verdict, message=verdict.message + _named(report.culprits))
+        check_results(results_dir)
+        _, updated = store(results_dir, stored, worktree, f"nightly: {machine}, bisection")
         report.updated += [name for name in updated if name not in report.updated]
         report.committed = report.committed or bool(updated)
     if verdict is not None and report.verdict.kind == PASS:
@@ -205,3 +224,17 @@ def _look_again(asv: Asv, stored: Stored, comparison: Comparison, first: Verdict
     message = f"{previous[:8]}..{newest[:8]}: {looked.message}"
     verdict = Verdict(looked.kind, message, regressions=confirmed, failed=looked.failed)
     return replace(comparison, regressions=confirmed), verdict, table
+
+
+def _named(culprits: list[Culprit]) -> str:
+    """The verdict's last clause: which commits the kept regressions were bisected to."""
+    if not culprits:
+        return ""
+    pinned = {}
+    for culprit in culprits:
+        if culprit.commit:
+            pinned.setdefault(culprit.commit[:8], []).append(culprit.entry)
+    named = "; ".join(f"{c} ({len(entries)} benchmark(s))" for c, entries in pinned.items())
+    left = sum(1 for c in culprits if not c.commit)
+    return (f"; first slow commit: {named or 'none pinned'}"
+            + (f"; {left} not pinned on one commit" if left else ""))  # fmt: skip

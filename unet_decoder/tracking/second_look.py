@@ -84,7 +84,7 @@ def to_look_again(
     rows it calls changed)."""
     found = dict(flagged)
     for name, ratio in nominees(base, head, nomination_bar(factor)):
-        if not _matches(name, found):
+        if not entry_matches(name, found):
             found[name] = ratio
     return list(found.items())
 
@@ -109,7 +109,7 @@ def second_look(
     `stored` reads asv's results, so that each process is one observation; `read` is what it
     returned for a commit just before (the caller's own read), not read again."""
     at_first = dict(flagged)
-    others = _without_selection(extra_args)
+    others = without_selection(extra_args)
     log = [CONFIRM_HEADER]
     latest = dict(read or {})  # per commit, as its last call (or the first look) left it
     commits = {"head": head, "base": base}
@@ -117,7 +117,7 @@ def second_look(
     def measure(side: str, active: set[str]) -> dict[str, float]:
         commit = commits[side]
         before = latest[commit] if commit in latest else stored(commit)
-        selection = exact_entries(_split(name)[0] for name in active)
+        selection = exact_entries(split_entry(name)[0] for name in active)
         code, said = asv("run", "--append-samples", "--show-stderr", "-a", "rounds=1",
                          *others, "-b", selection, f"{commit}^!")  # fmt: skip
         log.append(said)
@@ -125,8 +125,9 @@ def second_look(
         if not measured.passed:  # a failure or nothing measured stays what it is
             raise _Stopped(measured)
         latest[commit] = stored(commit)
+        found = latest[commit].items()
         return {name: added_by_process(before.get(name), samples)
-                for name, samples in latest[commit].items() if _matches(name, active)}  # fmt: skip
+                for name, samples in found if entry_matches(name, active)}  # fmt: skip
 
     def order(done: int) -> tuple[str, str]:  # asv continuous's: head first, then alternate
         return ("head", "base") if done % 2 == 0 else ("base", "head")
@@ -146,11 +147,11 @@ def second_look(
             still.append((name, f"{ratio:.2f}"))
     table_text = "\n".join(table)
     log.append(table_text)
-    judged = {_split(name)[0] for name in ratios}
+    judged = {split_entry(name)[0] for name in ratios}
     # an entry left unjudged keeps its first-look verdict: slower than the factor stays
     # slower; a nominee below it was never a regression
     unread = [(n, r) for n, r in at_first.items()
-              if _split(n)[0] not in judged and _ratio(r) > factor]  # fmt: skip
+              if split_entry(n)[0] not in judged and _ratio(r) > factor]  # fmt: skip
     more = rounds_described(rounds, factor)
     if still or unread:
         listed = "; ".join(f"{name} x{ratio}" for name, ratio in [*still, *unread][:8])
@@ -185,22 +186,22 @@ def _ratio(shown: str) -> float:
 _ENV_SUFFIX = re.compile(r"^(.*\))\s+\[([^\]]+)\]$")
 
 
-def _split(name: str) -> tuple[str, str | None]:
+def split_entry(name: str) -> tuple[str, str | None]:
     """(benchmark, machine/environment): asv adds ` [machine/env]` to a name when a comparison
     spans several environments."""
     match = _ENV_SUFFIX.match(name)
     return (match.group(1), match.group(2)) if match else (name, None)
 
 
-def _matches(name: str, flagged: Iterable[str]) -> bool:
+def entry_matches(name: str, flagged: Iterable[str]) -> bool:
     """Whether a row of the later comparison is a flagged entry: same benchmark, and same
     environment where both rows name one (the later `asv compare` may name environments the
     first table did not)."""
-    bare, env = _split(name)
-    return any(bare == b and (env == e or None in (env, e)) for b, e in map(_split, flagged))
+    bare, env = split_entry(name)
+    return any(bare == b and (env == e or None in (env, e)) for b, e in map(split_entry, flagged))
 
 
-def _without_selection(args: list[str]) -> list[str]:
+def without_selection(args: list[str]) -> list[str]:
     """`args` less its -b selections and rounds attribute: each confirming call sets its own."""
     kept, i = [], 0
     while i < len(args):
