@@ -42,9 +42,9 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     slow = repo.commit("run the decoder four times")
     repo.edit("README.md", "# unet-decoder", "# unet-decoder (docs change)")
     docs = repo.commit("docs only")
-    # an eager entry (asv's processes judge it) and a compiled one (its two artifacts,
-    # timed side by side in one process)
-    selection = r"(time_forward|track_census)\('test_resnet', '(none|best_compiled)'\)"
+    # an eager entry (asv's processes judge it), a compiled one and an engine one (their two
+    # artifacts timed side by side in one process; the engine's also profiled by operator)
+    selection = r"(time_forward|track_census)\('test_resnet', '(none|best_compiled|onnxruntime)'\)"
     # one round a side and one confirming round (the gate's own defaults are two and two):
     # the verdicts are the subject here, and a 4x slower decoder is plain in one round
     common = dict(factor=FACTOR, config=repo.config, machine="ci", cwd=repo.path,
@@ -63,7 +63,8 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     # the census says why, and it is true of the diff: the decoder's and the head's
     # convolutions run 3 more times
     changed = {change.entry: change for change in fired.structure.changed}
-    assert set(changed) == {"test_resnet none", "test_resnet best_compiled"}
+    assert set(changed) == {"test_resnet none", "test_resnet best_compiled",
+                            "test_resnet onnxruntime"}  # fmt: skip
     change = changed["test_resnet none"]
     unet = UNet("test_resnet")
     convs = sum(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
@@ -73,14 +74,22 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     assert "op aten.convolution" in report and "structure changed" in fired.verdict.message
     compiled = changed["test_resnet best_compiled"].delta
     assert any(line.startswith("+") and "_convolution" in line for line in compiled), compiled
-    (paired,) = fired.paired
-    assert paired.pair.entry == "test_resnet best_compiled" and paired.kind == "slower"
-    assert paired.interval[0] > FACTOR and "side by side" in report
+    paired = {v.pair.entry: v for v in fired.paired}
+    assert set(paired) == {"test_resnet best_compiled", "test_resnet onnxruntime"}
+    for verdict in paired.values():
+        assert verdict.kind == "slower" and verdict.interval[0] > FACTOR, verdict.line()
+    assert "side by side" in report
+    # why it is slower, measured: ONNX Runtime's own per-node times, in one process, name
+    # the convolutions the diff added as the time that grew most
+    grown = paired["test_resnet onnxruntime"].profile
+    assert grown[0].startswith("+") and "node Conv " in grown[0], grown
+    assert grown[-1].startswith("total ") and "node Conv" in report
+    assert "AOTInductor" in paired["test_resnet best_compiled"].profile[0]
 
     quiet = run_gate(slow, docs, **common)
     assert quiet.passed and quiet.exit_code == 0, quiet.output[-3000:]
-    assert not quiet.structure.changed and quiet.structure.same == 2
-    assert [v.kind for v in quiet.paired] == ["same artifact"]  # the build was reused
+    assert not quiet.structure.changed and quiet.structure.same == 3
+    assert [v.kind for v in quiet.paired] == ["same artifact"] * 2  # the builds were reused
     assert "passed" in quiet.summary(slow[:8], docs[:8], FACTOR)
 
     # environments built: a selection that matches no benchmark measured nothing

@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,10 +47,7 @@ def block_order(blocks: int) -> list[str]:
 
 def time_in_one_process(a: Path, b: Path, *, blocks: int, calls: int, a_first: bool,
                         inject_b: float = 0.0) -> dict:  # fmt: skip
-    """Load both artifacts here (in the order asked), warm them up, time `blocks` pairs of
-    blocks of `calls` calls each; the median of the B/A ratios of each pair of blocks."""
-    import torch
-
+    """Load both artifacts here (in the order asked) and time them (`time_loaded`)."""
     from ..deploy.load import load_deployed
 
     loaded = {}
@@ -59,14 +57,24 @@ def time_in_one_process(a: Path, b: Path, *, blocks: int, calls: int, a_first: b
     if shapes["A"] != shapes["B"]:
         raise UNetDecoderError(f"the artifacts take different inputs: {shapes}; compare two "
                                "built for the same shape.")  # fmt: skip
-    x = torch.randn(shapes["A"], generator=torch.Generator().manual_seed(0))
+    return time_loaded(loaded, shapes["A"], blocks=blocks, calls=calls, a_first=a_first,
+                       inject_b=inject_b)  # fmt: skip
+
+
+def time_loaded(loaded: dict, shape: tuple[int, ...], *, blocks: int, calls: int,
+                a_first: bool, inject_b: float = 0.0) -> dict:  # fmt: skip
+    """Warm both runs up, time `blocks` pairs of blocks of `calls` calls each; the median of
+    the B/A ratios of each pair of blocks."""
+    import torch
+
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     for run in loaded.values():
         for _ in range(3):
             run(x)
     times: dict[str, list[float]] = {"A": [], "B": []}
     for side in block_order(blocks):
         run = loaded[side]
-        run(x)  # the other artifact's threads and caches: one untimed call first
+        run(x)  # the other side's threads and caches: one untimed call first
         samples = []
         for _ in range(calls):
             start = time.perf_counter()
@@ -123,37 +131,53 @@ class PairedResult:
                 "verdict": self.verdict()}  # fmt: skip
 
 
+def check_counts(processes: int, blocks: int, calls: int) -> None:
+    if processes < 2 or blocks < 1 or calls < 1:
+        raise UNetDecoderError(
+            f"--processes must be at least 2 (an interval needs two), --blocks and --calls at "
+            f"least 1; got {processes}, {blocks}, {calls}"
+        )
+
+
 def compare_artifacts(a: str | Path, b: str | Path, *, processes: int = 4, blocks: int = 12,
                       calls: int = 8, inject_b: float = 0.0, progress=lambda label: None,
                       python: str | Path | None = None) -> PairedResult:  # fmt: skip
     """`processes` fresh processes, each timing both artifacts (`time_in_one_process`),
     alternating which one it loads first. `python`: the interpreter they run in (default this
     one; the gate gives an asv environment's, whose torch built the artifacts)."""
-    if processes < 2 or blocks < 1 or calls < 1:
-        raise UNetDecoderError(
-            f"--processes must be at least 2 (an interval needs two), --blocks and --calls at "
-            f"least 1; got {processes}, {blocks}, {calls}"
-        )
+    check_counts(processes, blocks, calls)
     from ..deploy.record import DeployRecord
+
+    records = [DeployRecord.read(Path(folder)) for folder in (a, b)]  # bad: one line, here
+
+    def command(a_first: bool) -> list[str]:
+        return [str(python or sys.executable), "-m", "unet_decoder.bench.paired", str(a), str(b),
+                "--blocks", str(blocks), "--calls", str(calls), "--first",
+                "A" if a_first else "B", "--inject-b", str(inject_b)]  # fmt: skip
+
+    result = PairedResult(str(a), str(b), blocks=blocks, calls=calls, inject_b=inject_b)
+    return run_processes(result, command, processes, records[0].threads, progress)
+
+
+def run_processes(result: PairedResult, command: Callable[[bool], list[str]], processes: int,
+                  threads: int, progress: Callable[[str], None], *,
+                  env: dict[str, str] | None = None) -> PairedResult:  # fmt: skip
+    """Run `processes` of `command(a_first)`, alternating the load order, into `result`,
+    with the machine block (the load before, and the CPU other processes took meanwhile)."""
     from .measure import machine_info
     from .neighbours import OtherProcessesCPU, load_average
 
-    records = [DeployRecord.read(Path(folder)) for folder in (a, b)]  # bad: one line, here
-    result = PairedResult(str(a), str(b), blocks=blocks, calls=calls, inject_b=inject_b)
     load_before = load_average()
     neighbours = OtherProcessesCPU().start()
     for i in range(processes):
         progress(f"process {i + 1}/{processes}")
-        command = [str(python or sys.executable), "-m", "unet_decoder.bench.paired", str(a),
-                   str(b), "--blocks", str(blocks), "--calls", str(calls),
-                   "--first", "A" if i % 2 == 0 else "B", "--inject-b", str(inject_b)]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True)
+        done = subprocess.run(command(i % 2 == 0), capture_output=True, text=True, env=env)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise UNetDecoderError(f"a paired timing process failed: {last}")
         result.processes.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    result.machine = {**machine_info(), "threads": records[0].threads,
-                      "load_before": load_before, "others_cpu_pct": neighbours.stop()}  # fmt: skip
+    result.machine = {**machine_info(), "threads": threads, "load_before": load_before,
+                      "others_cpu_pct": neighbours.stop()}  # fmt: skip
     return result
 
 

@@ -1,4 +1,5 @@
-"""`unet-decoder pair A B`: is artifact B slower than A? Timed side by side in one process."""
+"""`unet-decoder pair A B`: is artifact (or commit) B slower than A? Timed side by side in one
+process."""
 
 from __future__ import annotations
 
@@ -18,10 +19,15 @@ def add(sub) -> None:
         "shape) into one process, time them in alternating blocks (A B B A ...), in several "
         "fresh processes that alternate which one they load first, and print the geometric "
         "mean of the processes' B/A ratios with a 95% confidence interval: a process's own "
-        "speed level cancels in the ratio.",
+        "speed level cancels in the ratio. With --eager, A and B are two commits whose eager "
+        "entry is built by each commit's own code, imported side by side.",
     )
-    pair.add_argument("a", type=Path, help="the base artifact folder")
-    pair.add_argument("b", type=Path, help="the artifact under test")
+    pair.add_argument("a", help="the base artifact folder (a commit with --eager)")
+    pair.add_argument("b", help="the artifact under test (a commit with --eager)")
+    pair.add_argument("--eager", nargs=2, metavar=("ENCODER", "FLAGS"),
+                      help="A and B are commits of this repository: time their eager entry "
+                      "(e.g. resnet34 none), each built by its own commit's code, side by "
+                      "side in one process")  # fmt: skip
     pair.add_argument("--processes", type=int, default=4, help="fresh processes (4)")
     pair.add_argument("--blocks", type=int, default=12, help="pairs of blocks a process (12)")
     pair.add_argument("--calls", type=int, default=8, help="timed calls a block (8)")
@@ -37,10 +43,15 @@ def run(args: argparse.Namespace) -> int:
     from ..provenance import provenance
 
     check_output(args.json, "--json")
-    result = compare_artifacts(
-        args.a, args.b, processes=args.processes, blocks=args.blocks, calls=args.calls,
-        inject_b=args.inject_b, progress=lambda s: print(s, file=sys.stderr, flush=True),
-    )  # fmt: skip
+    timing = dict(processes=args.processes, blocks=args.blocks, calls=args.calls,
+                  inject_b=args.inject_b,
+                  progress=lambda s: print(s, file=sys.stderr, flush=True))  # fmt: skip
+    if args.eager:
+        from ..bench.two_commits import compare_commits
+
+        result = compare_commits(".", args.a, args.b, *args.eager, **timing)
+    else:
+        result = compare_artifacts(Path(args.a), Path(args.b), **timing)
     print("process  first  A ms    B ms    B/A")
     for i, p in enumerate(result.processes, 1):
         first = "A" if p["a_first"] else "B"

@@ -1,0 +1,140 @@
+"""Two commits' eager code, timed side by side in one process.
+
+An eager entry is the package's own Python, so there is no file to load and the pairing of
+compiled entries (`bench.paired`) needs another way in. Each commit's package is taken from
+git (`git archive`) under a name of its own (`unet_decoder_a`, `unet_decoder_b`). The package
+imports itself only relatively, so the two import side by side, each with its own modules,
+classes and passes, and share the environment's one torch and timm. Each builds the entry
+through its own facade (`benchmarking`: the trained weights of its own architecture, its own
+flags, its own `optimize`), as its asv benchmark does. The two are then timed in the
+alternating blocks of `bench.paired`, in several processes, and a process's own level cancels
+in their ratio.
+
+`python -m unet_decoder.bench.two_commits FOLDER --encoder E --flags F` is one such process;
+`compare_commits` runs several.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import UNetDecoderError
+from .paired import PairedResult, check_counts, run_processes, time_loaded
+
+PACKAGE = "unet_decoder"
+#: The names the two commits' packages import under, in the folder `extract` fills.
+NAMES = {"A": f"{PACKAGE}_a", "B": f"{PACKAGE}_b"}
+
+
+def package_tree(repo: str | Path, commit: str) -> str:
+    """The git tree hash of the package at `commit`: equal trees run the same eager code."""
+    found = subprocess.run(["git", "-C", str(repo), "rev-parse", f"{commit}:{PACKAGE}"],
+                           capture_output=True, text=True)  # fmt: skip
+    if found.returncode != 0:
+        raise UNetDecoderError(f"{commit!r} has no {PACKAGE}/ in {repo}: name a commit of "
+                               "this repository.")  # fmt: skip
+    return found.stdout.strip()
+
+
+def extract(repo: str | Path, commits: dict[str, str], folder: Path) -> Path:
+    """Each side's package (`commits`: side -> commit) under its `NAMES` name in `folder`."""
+    for side, commit in commits.items():
+        shown = subprocess.run(["git", "-C", str(repo), "cat-file", "-e",
+                                f"{commit}:{PACKAGE}/benchmarking.py"])  # fmt: skip
+        if shown.returncode != 0:
+            raise UNetDecoderError(
+                f"{commit} predates {PACKAGE}/benchmarking.py (the facade this pairing builds "
+                "an entry through): compare it with asv's processes (unet-decoder gate)."
+            )
+        archive = subprocess.run(["git", "-C", str(repo), "archive", commit, PACKAGE],
+                                 capture_output=True, check=True)  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+        (folder / PACKAGE).rename(folder / NAMES[side])
+    return folder
+
+
+def eager_entry(name: str, encoder: str, flags: str, threads: int, shape: tuple[int, ...]):
+    """The entry (encoder, flag set) built by package `name`'s own facade."""
+    import torch
+
+    api = importlib.import_module(f"{name}.benchmarking")
+    model = api.trained_unet(encoder).model.eval()
+    names = api.best_flags(model, flags) if flags in api.BEST else api.parse_flags(flags)
+    if "compile" in names or flags in api.ENGINE_SETS:
+        raise UNetDecoderError(f"{flags!r} is a compiled or engine entry: compare its two "
+                               "artifacts instead (unet-decoder pair A B).")  # fmt: skip
+    api.check_applicable(model, names)
+    example = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    return api.optimize(model, names, example, threads=threads)
+
+
+def compare_commits(repo: str | Path, a: str, b: str, encoder: str, flags: str, *,
+                    processes: int = 4, blocks: int = 12, calls: int = 8, threads: int = 2,
+                    size: int = 256, inject_b: float = 0.0, progress=lambda label: None,
+                    python: str | Path | None = None) -> PairedResult:  # fmt: skip
+    """`processes` fresh processes, each timing commit a's and commit b's eager entry side by
+    side. `python`: the interpreter (default this one; the gate gives an asv environment's)."""
+    check_counts(processes, blocks, calls)
+    shape = (1, 3, size, size)
+    result = PairedResult(f"{a} ({encoder} {flags})", f"{b} ({encoder} {flags})", blocks=blocks,
+                          calls=calls, inject_b=inject_b)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="unet-decoder-two-commits-") as tmp:
+        folder = extract(repo, {"A": a, "B": b}, Path(tmp))
+        # this package runs the child, even in an environment that holds another commit
+        ours = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([ours, str(folder)])}
+
+        def command(a_first: bool) -> list[str]:
+            return [str(python or sys.executable), "-m", "unet_decoder.bench.two_commits",
+                    str(folder), "--encoder", encoder, "--flags", flags, "--threads",
+                    str(threads), "--size", str(size), "--blocks", str(blocks), "--calls",
+                    str(calls), "--first", "A" if a_first else "B", "--inject-b",
+                    str(inject_b)]  # fmt: skip
+
+        run_processes(result, command, processes, threads, progress, env=env)
+    result.machine["shape"] = list(shape)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="one process of compare_commits")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--encoder", required=True)
+    parser.add_argument("--flags", required=True)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--blocks", type=int, default=12)
+    parser.add_argument("--calls", type=int, default=8)
+    parser.add_argument("--first", choices=("A", "B"), default="A")
+    parser.add_argument("--inject-b", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    import torch
+
+    sys.path.insert(0, str(args.folder))
+    shape = (1, 3, args.size, args.size)
+    loaded = {}
+    try:
+        for side in ("A", "B") if args.first == "A" else ("B", "A"):
+            loaded[side] = eager_entry(NAMES[side], args.encoder, args.flags, args.threads,
+                                       shape)  # fmt: skip
+    except Exception as e:  # the parent reports the last line: make it the one that says why
+        if type(e).__name__ not in ("UNetDecoderError", "FlagError"):
+            raise
+        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    found = time_loaded(loaded, shape, blocks=args.blocks, calls=args.calls,
+                        a_first=args.first == "A", inject_b=args.inject_b)  # fmt: skip
+    print(json.dumps(found))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
