@@ -42,8 +42,8 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     slow = repo.commit("run the decoder four times")
     repo.edit("README.md", "# unet-decoder", "# unet-decoder (docs change)")
     docs = repo.commit("docs only")
-    # an eager entry (asv's processes judge it), a compiled one and an engine one (their two
-    # artifacts timed side by side in one process; the engine's also profiled by operator)
+    # an eager entry (both commits' code imported side by side), a compiled one and an engine
+    # one (their two artifacts): each timed side by side in one process, and profiled
     selection = r"(time_forward|track_census)\('test_resnet', '(none|best_compiled|onnxruntime)'\)"
     # one round a side and one confirming round (the gate's own defaults are two and two):
     # the verdicts are the subject here, and a 4x slower decoder is plain in one round
@@ -54,8 +54,8 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     fired = run_gate(base, slow, **common)
     assert fired.verdict.kind == REGRESSION and fired.exit_code == 1, fired.output[-3000:]
     assert "PERFORMANCE DECREASED" in fired.verdict.message
-    # measured again (only the flagged entry, asv's own -b regex) and still slower
-    assert "confirmed by 1 more interleaved round(s)" in fired.verdict.message
+    # every entry was paired: asv's rows for them left the verdict, the pairs decided it
+    assert "side by side" in fired.verdict.message
     name, ratio = fired.verdict.regressions[0]
     assert "time_forward" in name and float(ratio) > FACTOR
     report = fired.summary(base[:8], slow[:8], FACTOR)
@@ -75,7 +75,8 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     compiled = changed["test_resnet best_compiled"].delta
     assert any(line.startswith("+") and "_convolution" in line for line in compiled), compiled
     paired = {v.pair.entry: v for v in fired.paired}
-    assert set(paired) == {"test_resnet best_compiled", "test_resnet onnxruntime"}
+    assert set(paired) == {"test_resnet none", "test_resnet best_compiled",
+                           "test_resnet onnxruntime"}  # fmt: skip
     for verdict in paired.values():
         assert verdict.kind == "slower" and verdict.interval[0] > FACTOR, verdict.line()
     assert "side by side" in report
@@ -85,11 +86,17 @@ def test_gate_fails_a_slower_commit_and_passes_a_docs_only_one(tmp_path, asv_env
     assert grown[0].startswith("+") and "node Conv " in grown[0], grown
     assert grown[-1].startswith("total ") and "node Conv" in report
     assert "AOTInductor" in paired["test_resnet best_compiled"].profile[0]
+    # the eager entry's two commits profiled in one process by torch.profiler: convolutions
+    # are among the operators whose time grew most
+    eager = paired["test_resnet none"].profile
+    assert any(line.startswith("+") and "convolution" in line for line in eager[:3]), eager
 
     quiet = run_gate(slow, docs, **common)
     assert quiet.passed and quiet.exit_code == 0, quiet.output[-3000:]
     assert not quiet.structure.changed and quiet.structure.same == 3
-    assert [v.kind for v in quiet.paired] == ["same artifact"] * 2  # the builds were reused
+    # the builds were reused, and the package's code is the base's
+    assert [v.kind for v in quiet.paired] == ["same artifact"] * 3
+    assert any("same code as the base" in v.line() for v in quiet.paired)
     assert "passed" in quiet.summary(slow[:8], docs[:8], FACTOR)
 
     # environments built: a selection that matches no benchmark measured nothing

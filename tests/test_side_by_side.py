@@ -17,7 +17,9 @@ from unet_decoder.tracking.side_by_side import (
     SAME,
     SLOWER,
     ArtifactPair,
+    EagerPair,
     artifact_pairs,
+    eager_pairs,
     judge,
     unpaired,
     with_pairs,
@@ -139,3 +141,33 @@ def test_a_slower_pair_is_explained_by_the_operators_whose_time_grew(artifacts, 
     (aoti / "deployed.json").write_text(json.dumps({**record, "kind": "torch-aoti"}))
     told = explain(PairedVerdict(ArtifactPair(pair.entry, ENV, pair.base, aoti), SLOWER))
     assert "no per-operator times" in told.profile[0]
+
+
+def test_eager_entries_pair_both_commits_code_where_both_have_the_facade():
+    """An eager census names its interpreter alone: its pair is the two commits' code."""
+    from unet_decoder.tracking.structure import CensusPair
+
+    from .scratch import ROOT
+
+    eager = Census("torch-eager", {"op aten.convolution": 13}, about={"python": sys.executable})
+    aoti = Census("torch-aoti", {"kernel": 1}, about={"python": sys.executable})
+    censuses = [CensusPair(ENV, "test_resnet none", eager, eager),
+                CensusPair(ENV, "test_resnet best_compiled", aoti, aoti),
+                CensusPair(ENV, "resnet34 none", eager, None)]  # fmt: skip
+    commits = [
+        subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", ref], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for ref in ("HEAD~1", "HEAD")
+    ]
+    (pair,) = eager_pairs(censuses, ROOT, "HEAD~1", "HEAD")
+    assert (pair.entry, pair.base, pair.head) == ("test_resnet none", *commits)
+    assert pair.benchmark == "forward.Forward.time_forward('test_resnet', 'none')"
+    # a base that predates the facade cannot build the entry: asv's processes judge it
+    root = subprocess.run(["git", "-C", str(ROOT), "rev-list", "--max-parents=0", "HEAD"],
+                          capture_output=True, text=True).stdout.split()[0]  # fmt: skip
+    assert eager_pairs(censuses, ROOT, root, "HEAD") == []
+    # the same package code on both sides: nothing to time
+    same = EagerPair("test_resnet none", ENV, ROOT, commits[1], commits[1])
+    found = judge(same, compare=lambda *a, **k: pytest.fail("timed the same code"))
+    assert found.kind == SAME and "same code as the base" in found.line()

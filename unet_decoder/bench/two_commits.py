@@ -103,6 +103,37 @@ def compare_commits(repo: str | Path, a: str, b: str, encoder: str, flags: str, 
     return result
 
 
+def profile_commits(
+    repo: str | Path,
+    a: str,
+    b: str,
+    encoder: str,
+    flags: str,
+    *,
+    python: str | Path | None = None,
+    timeout: float = 600,
+) -> list[str]:
+    """The operators whose time moved most from commit a's eager entry to b's, profiled in
+    alternating rounds in one process (`census.profile`); one line saying why where it
+    could not."""
+    with tempfile.TemporaryDirectory(prefix="unet-decoder-two-commits-") as tmp:
+        folder = extract(repo, {"A": a, "B": b}, Path(tmp))
+        ours = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([ours, str(folder)])}
+        command = [str(python or sys.executable), "-m", "unet_decoder.bench.two_commits",
+                   str(folder), "--encoder", encoder, "--flags", flags, "--profile"]  # fmt: skip
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, env=env,
+                                  timeout=timeout)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return [f"profiling timed out after {timeout:.0f} s"]
+    try:
+        return list(json.loads(done.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return [f"profiling failed: {last}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="one process of compare_commits")
     parser.add_argument("folder", type=Path)
@@ -114,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=8)
     parser.add_argument("--first", choices=("A", "B"), default="A")
     parser.add_argument("--inject-b", type=float, default=0.0)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="print the per-operator profile delta (JSON lines), not times",
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -130,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
+    if args.profile:
+        from ..census.profile import profile_delta, profile_pair
+
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+        print(json.dumps(profile_delta(*profile_pair(loaded["A"], loaded["B"], x))))
+        return 0
     found = time_loaded(loaded, shape, blocks=args.blocks, calls=args.calls,
                         a_first=args.first == "A", inject_b=args.inject_b)  # fmt: skip
     print(json.dumps(found))

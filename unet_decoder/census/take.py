@@ -77,8 +77,9 @@ def take_census(run: Any, x: torch.Tensor, *, model: torch.nn.Module | None = No
         flop = count_flops(model, x)
     # what picks the kernels: the CPU, and the libraries of this kind (torch; the engine's)
     machine = {"cpu": cpu_name(), "flags": cpu_flags(), **library_versions(kind)}
-    about = {**(about or {}), "machine": machine}
-    if record is not None:  # which artifact, run by which interpreter (an asv environment's):
-        # the gate times the base's and the head's side by side there
-        about.update(artifact=str(run.folder.resolve()), python=sys.executable)
+    # which interpreter ran it (an asv environment's), and which artifact: the gate times the
+    # base's and the head's side by side there (an eager entry: both commits' code)
+    about = {**(about or {}), "machine": machine, "python": sys.executable}
+    if record is not None:
+        about["artifact"] = str(run.folder.resolve())
     return Census(kind, dict(sorted(counts.items())), flop, bytes_, about=about)

@@ -11,8 +11,9 @@ at first look, or slower there than `nomination_bar` (half the factor's margin),
 again, in more interleaved rounds, and the gate fails on those whose head processes' median is
 slower than the base processes' median by the factor.
 
-Compiled and engine entries are judged side by side instead (`side_by_side`): the base's and
-the head's artifacts loaded into one process and timed in alternating blocks, in several
+Every entry that can be paired is judged side by side instead (`side_by_side`): the base's
+and the head's artifact (compiled and engine entries), or both commits' own code imported
+under two names (eager entries), in one process, timed in alternating blocks, in several
 processes, so that a process's own speed level cancels; asv's rows for them are left out.
 
 Then the census (`structure`): each entry's counted operators, kernels or engine primitives,
@@ -32,6 +33,7 @@ from .second_look import CONFIRM_HEADER, asv_caller, measured_between, second_lo
 from .side_by_side import (
     PairedVerdict,
     artifact_pairs,
+    eager_pairs,
     explain,
     judge,
     unpaired,
@@ -127,7 +129,7 @@ def run_gate(
     repo = cwd or config_path.parent
     # compiled and engine entries: their two artifacts, timed side by side, not two processes
     censuses = census_pairs(config_path.parent, repo, base, head)
-    pairs = artifact_pairs(censuses) if paired else []
+    pairs = [*artifact_pairs(censuses), *eager_pairs(censuses, repo, base, head)] if paired else []
     if verdict.kind == REGRESSION and pairs:  # asv's rows for the pairs are not the verdict
         outside = unpaired(verdict.regressions, pairs)
         quiet = Verdict(PASS, "no benchmark slower than the factor outside the pairs")

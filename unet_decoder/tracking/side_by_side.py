@@ -1,4 +1,4 @@
-"""Compiled and engine entries of base and head, timed side by side in one process.
+"""Entries of base and head timed side by side in one process: compiled, engine and eager.
 
 asv times each commit in its own processes, and on a shared VM each process runs at its own
 speed level for its life (25-35% apart for efficientnet_b0's compiled entries here): a
@@ -12,6 +12,10 @@ per-process ratios: their geometric mean and 95% interval. A process's own level
 
 Two artifacts with the same files, run the same way (the head's build reused the base's, or
 linked its compiled package), run the same program: nothing to time, "same artifact".
+
+An eager entry has no file: its census names the interpreter alone, and the two commits'
+packages are imported side by side under names of their own (`bench.two_commits`), each
+building the entry with its own code; a head whose package is the base's has the same code.
 """
 
 from __future__ import annotations
@@ -54,8 +58,23 @@ class ArtifactPair:
 
 
 @dataclass(frozen=True)
+class EagerPair:
+    """An eager entry of two commits: each commit's own code, imported side by side in one
+    process (`bench.two_commits`): there is no file to load."""
+
+    entry: str  # "resnet34 none"
+    environment: str
+    repo: Path
+    base: str  # commits
+    head: str
+    python: str = sys.executable
+
+    benchmark = ArtifactPair.benchmark
+
+
+@dataclass(frozen=True)
 class PairedVerdict:
-    pair: ArtifactPair
+    pair: ArtifactPair | EagerPair
     kind: str  # SLOWER, SUSPICIOUS, SAME, CLEARED
     ratio: float = 1.0
     interval: tuple[float, float] = (1.0, 1.0)
@@ -65,7 +84,8 @@ class PairedVerdict:
     def line(self) -> str:
         where = f"{self.pair.entry} [{self.pair.environment}]"
         if self.kind == SAME:
-            return f"{where}: same artifact files as the base, nothing to time"
+            same = "code" if isinstance(self.pair, EagerPair) else "artifact files"
+            return f"{where}: same {same} as the base, nothing to time"
         low, high = self.interval
         return (f"{where}: x{self.ratio:.3f} (95% interval x{low:.3f}-x{high:.3f}, "
                 f"{self.processes} processes, side by side): {self.kind}")  # fmt: skip
@@ -101,20 +121,64 @@ def artifact_pairs(censuses: list[CensusPair]) -> list[ArtifactPair]:
     return found
 
 
-def judge(pair: ArtifactPair, *, factor: float = PAIRED_FACTOR,
-          processes: int = PROCESSES, extra: int = EXTRA_PROCESSES, blocks: int = 12,
-          calls: int = 8, compare: Callable | None = None,
-          inject_b: float = 0.0) -> PairedVerdict:  # fmt: skip
+def eager_pairs(censuses: list[CensusPair], repo: str | Path, base: str,
+                head: str) -> list[EagerPair]:  # fmt: skip
+    """Every eager entry censused on both commits whose head census names its interpreter,
+    where both commits have the facade that builds an entry (`benchmarking`)."""
+    from .stored import commit_of
+
+    commits = [commit_of(repo, ref) for ref in (base, head)]
+    facade = [commit is not None and subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "-e", f"{commit}:unet_decoder/benchmarking.py"],
+        capture_output=True).returncode == 0 for commit in commits]  # fmt: skip
+    if not all(facade):
+        return []
+    found = []
+    for pair in censuses:
+        if pair.base is None or pair.head is None:
+            continue
+        python = pair.head.about.get("python")
+        eager = pair.base.kind == pair.head.kind == "torch-eager"
+        if eager and python and Path(python).is_file():
+            found.append(EagerPair(pair.entry, pair.environment, Path(repo), *commits, python))
+    return found
+
+
+def judge(pair: ArtifactPair | EagerPair, **timing) -> PairedVerdict:
+    """Same program (the same artifact files run the same way; for an eager entry, the same
+    package code): nothing to time. Otherwise the pair's timing (`timed_verdict`)."""
+    if isinstance(pair, EagerPair):
+        from ..bench.two_commits import package_tree
+
+        same = package_tree(pair.repo, pair.base) == package_tree(pair.repo, pair.head)
+    else:
+        base_program, head_program = _program(pair.base), _program(pair.head)
+        same = pair.base == pair.head or (base_program is not None
+                                          and base_program == head_program)  # fmt: skip
+    return PairedVerdict(pair, SAME) if same else timed_verdict(pair, **timing)
+
+
+def _compare_for(pair: ArtifactPair | EagerPair) -> Callable:
+    if isinstance(pair, EagerPair):
+        from ..bench.two_commits import compare_commits
+
+        encoder, flags = pair.entry.split(" ", 1)
+        return lambda a, b, **timing: compare_commits(pair.repo, a, b, encoder, flags, **timing)
+    from ..bench.paired import compare_artifacts
+
+    return compare_artifacts
+
+
+def timed_verdict(pair: ArtifactPair | EagerPair, *, factor: float = PAIRED_FACTOR,
+                  processes: int = PROCESSES, extra: int = EXTRA_PROCESSES, blocks: int = 12,
+                  calls: int = 8, compare: Callable | None = None,
+                  inject_b: float = 0.0) -> PairedVerdict:  # fmt: skip
     """Slower when the interval lies above 1 and the ratio is past halfway to `factor`; not
     slower when the interval lies below `factor`; otherwise `extra` more processes, then
     suspicious.
     `inject_b` slows the head's calls by that fraction: what the rule can see (measuring the
     gate, never in it)."""
-    base_program, head_program = _program(pair.base), _program(pair.head)
-    if pair.base == pair.head or (base_program is not None and base_program == head_program):
-        return PairedVerdict(pair, SAME)
-    if compare is None:
-        from ..bench.paired import compare_artifacts as compare
+    compare = compare or _compare_for(pair)
     timing = {"blocks": blocks, "calls": calls, "python": pair.python}
     if inject_b:
         timing["inject_b"] = inject_b
@@ -139,6 +203,13 @@ def explain(verdict: PairedVerdict, *, timeout: float = 600) -> PairedVerdict:
     AOTInductor package has no per-operator times: its census delta is the explanation."""
     if verdict.kind != SLOWER:
         return verdict
+    if isinstance(verdict.pair, EagerPair):
+        from ..bench.two_commits import profile_commits
+
+        pair = verdict.pair
+        lines = profile_commits(pair.repo, pair.base, pair.head, *pair.entry.split(" ", 1),
+                                python=pair.python, timeout=timeout)  # fmt: skip
+        return replace(verdict, profile=tuple(lines))
     try:
         kind = json.loads((verdict.pair.head / "deployed.json").read_text())["kind"]
     except (OSError, ValueError, KeyError):
