@@ -17,12 +17,14 @@ in their ratio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import UNetDecoderError
@@ -43,12 +45,18 @@ def package_tree(repo: str | Path, commit: str) -> str:
     return found.stdout.strip()
 
 
+def has_facade(repo: str | Path, commit: str) -> bool:
+    """Whether `commit` has the facade an entry is built through (`benchmarking.py`)."""
+    facade = f"{commit}:{PACKAGE}/benchmarking.py"
+    shown = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", facade],
+                           capture_output=True)  # fmt: skip
+    return shown.returncode == 0
+
+
 def extract(repo: str | Path, commits: dict[str, str], folder: Path) -> Path:
     """Each side's package (`commits`: side -> commit) under its `NAMES` name in `folder`."""
     for side, commit in commits.items():
-        shown = subprocess.run(["git", "-C", str(repo), "cat-file", "-e",
-                                f"{commit}:{PACKAGE}/benchmarking.py"])  # fmt: skip
-        if shown.returncode != 0:
+        if not has_facade(repo, commit):
             raise UNetDecoderError(
                 f"{commit} predates {PACKAGE}/benchmarking.py (the facade this pairing builds "
                 "an entry through): compare it with asv's processes (unet-decoder gate)."
@@ -75,6 +83,17 @@ def eager_entry(name: str, encoder: str, flags: str, threads: int, shape: tuple[
     return api.optimize(model, names, example, threads=threads)
 
 
+@contextlib.contextmanager
+def side_by_side(repo: str | Path, a: str, b: str) -> Iterator[tuple[Path, dict[str, str]]]:
+    """Both commits' packages extracted into a temporary folder, and the environment a child
+    imports them with: this package first (it runs the child, even in an environment that
+    holds another commit), then the folder."""
+    with tempfile.TemporaryDirectory(prefix="unet-decoder-two-commits-") as tmp:
+        folder = extract(repo, {"A": a, "B": b}, Path(tmp))
+        ours = str(Path(__file__).resolve().parents[2])
+        yield folder, {**os.environ, "PYTHONPATH": os.pathsep.join([ours, str(folder)])}
+
+
 def compare_commits(repo: str | Path, a: str, b: str, encoder: str, flags: str, *,
                     processes: int = 4, blocks: int = 12, calls: int = 8, threads: int = 2,
                     size: int = 256, inject_b: float = 0.0, progress=lambda label: None,
@@ -85,11 +104,7 @@ def compare_commits(repo: str | Path, a: str, b: str, encoder: str, flags: str, 
     shape = (1, 3, size, size)
     result = PairedResult(f"{a} ({encoder} {flags})", f"{b} ({encoder} {flags})", blocks=blocks,
                           calls=calls, inject_b=inject_b)  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="unet-decoder-two-commits-") as tmp:
-        folder = extract(repo, {"A": a, "B": b}, Path(tmp))
-        # this package runs the child, even in an environment that holds another commit
-        ours = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([ours, str(folder)])}
+    with side_by_side(repo, a, b) as (folder, env):
 
         def command(a_first: bool) -> list[str]:
             return [str(python or sys.executable), "-m", "unet_decoder.bench.two_commits",
@@ -116,10 +131,7 @@ def profile_commits(
     """The operators whose time moved most from commit a's eager entry to b's, profiled in
     alternating rounds in one process (`census.profile`); one line saying why where it
     could not."""
-    with tempfile.TemporaryDirectory(prefix="unet-decoder-two-commits-") as tmp:
-        folder = extract(repo, {"A": a, "B": b}, Path(tmp))
-        ours = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([ours, str(folder)])}
+    with side_by_side(repo, a, b) as (folder, env):
         command = [str(python or sys.executable), "-m", "unet_decoder.bench.two_commits",
                    str(folder), "--encoder", encoder, "--flags", flags, "--profile"]  # fmt: skip
         try:
@@ -161,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             loaded[side] = eager_entry(NAMES[side], args.encoder, args.flags, args.threads,
                                        shape)  # fmt: skip
     except Exception as e:  # the parent reports the last line: make it the one that says why
-        if type(e).__name__ not in ("UNetDecoderError", "FlagError"):
+        # each commit's package has its own error classes: known by name, not by identity
+        if not any(c.__name__ == "UNetDecoderError" for c in type(e).__mro__):
             raise
         print(f"{type(e).__name__}: {e}", file=sys.stderr)
         return 2

@@ -5,7 +5,7 @@ comparison and the confirming rounds judge only the span's two ends. Each regres
 keep is bisected over the span's first-parent commits: a commit is slow for that entry when
 its stored value has gone at least halfway, on the log scale, from the base's to the
 newest's. A commit with nothing stored (a night run with `--commits HEAD^!`) is measured
-then, that entry alone, so a night of n commits costs at most log2(n) runs more.
+then, that entry alone, so a night of n commits costs at most ceil(log2 n) runs more.
 
 A process's own level on these VMs moves an entry by 5-10%, more than halfway to a 10%
 factor, so the commit bisection lands on is only a candidate: it is measured against its
@@ -144,13 +144,13 @@ def find_culprits(
             culprits.append(Culprit(entry, None, f"{steps[-1].commit[:8]} measured nothing",
                                     steps))  # fmt: skip
             continue
-        parent = span[index - 1] if index else base
-        ratio = value_of(entries(span[index]), entry) / value_of(entries(parent), entry)
-        culprit = Culprit(entry, span[index], "", steps, stored_ratio=f"{ratio:.2f}")
-        candidates.setdefault(index, []).append(culprit)
-    for index, found in sorted(candidates.items()):
-        parent = span[index - 1] if index else base
-        culprits += _confirmed(asv, stored, repo, parent, span[index], found, rounds=rounds,
+        step = (span[index - 1] if index else base, span[index])  # (parent, candidate)
+        ratio = value_of(entries(step[1]), entry) / value_of(entries(step[0]), entry)
+        culprit = Culprit(entry, step[1], "", steps, stored_ratio=f"{ratio:.2f}")
+        candidates.setdefault(step, []).append(culprit)
+    for (parent, commit), found in sorted(candidates.items(),
+                                          key=lambda kv: span.index(kv[0][1])):  # fmt: skip
+        culprits += _confirmed(asv, stored, repo, parent, commit, found, rounds=rounds,
                                factor=factor, extra_args=extra_args, read=read)  # fmt: skip
     return culprits
 

@@ -125,13 +125,11 @@ def eager_pairs(censuses: list[CensusPair], repo: str | Path, base: str,
                 head: str) -> list[EagerPair]:  # fmt: skip
     """Every eager entry censused on both commits whose head census names its interpreter,
     where both commits have the facade that builds an entry (`benchmarking`)."""
+    from ..bench.two_commits import has_facade
     from .stored import commit_of
 
     commits = [commit_of(repo, ref) for ref in (base, head)]
-    facade = [commit is not None and subprocess.run(
-        ["git", "-C", str(repo), "cat-file", "-e", f"{commit}:unet_decoder/benchmarking.py"],
-        capture_output=True).returncode == 0 for commit in commits]  # fmt: skip
-    if not all(facade):
+    if not all(commit is not None and has_facade(repo, commit) for commit in commits):
         return []
     found = []
     for pair in censuses:
