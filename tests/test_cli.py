@@ -163,7 +163,7 @@ def _result(encoders, flags):
     "encoders", [["resnet18"], ["resnet34", "efficientnet_b0", "mobileone_s0", "convnext_atto"]]
 )
 def test_the_table_fits_80_columns_and_cuts_no_cell(encoders):
-    longest = "reparam+fuse_bn+channels_last+compile+inference_mode"
+    longest = "reparam+fuse_bn+concat_free+channels_last+bf16+compile+inference_mode"
     text = _printed(_result(encoders, ["none", longest]), width=80)
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "…" not in text
@@ -237,7 +237,7 @@ def test_the_default_rows_leave_bf16_out_only_where_torch_would_emulate_it(monke
     if native:
         assert with_bf16 == [
             ["bf16"],
-            ["fuse_bn", "channels_last", "bf16", "compile", "inference_mode"],
+            ["fuse_bn", "concat_free", "channels_last", "bf16", "compile", "inference_mode"],
         ]
         assert skipped == []
     else:

@@ -21,6 +21,8 @@ from unet_decoder.passes.registry import (
 )
 
 EAGER_EXACT = ["inference_mode", "channels_last", "fuse_bn", "reparam"]
+# the passes that apply to every encoder, reparam aside
+EVERY_ENCODER = ["inference_mode", "channels_last", "fuse_bn", "concat_free"]
 
 
 def _subsets(names):
@@ -47,7 +49,8 @@ def _check(model, flags, tolerance, size=64):
 
 def test_every_flag_is_documented_and_ordered():
     assert list(FLAGS) == [
-        "reparam", "fuse_bn", "channels_last", "int8", "bf16", "compile", "inference_mode"
+        "reparam", "fuse_bn", "concat_free", "channels_last", "int8", "bf16", "compile",
+        "inference_mode",
     ]  # fmt: skip
     for flag in FLAGS.values():
         assert flag.description and "\n" not in flag.description
@@ -58,7 +61,7 @@ def test_exact_flag_sets_match_fp32_eager_on_mobileone(models, flags):
     _check(models["mobileone_s0"], flags, EXACT_TOLERANCE)
 
 
-@pytest.mark.parametrize("flags", _subsets(EAGER_EXACT[:3]), ids=lambda f: "+".join(f) or "none")
+@pytest.mark.parametrize("flags", _subsets(EVERY_ENCODER), ids=lambda f: "+".join(f) or "none")
 def test_exact_flag_sets_match_fp32_eager_on_resnet(models, flags):
     _check(models["test_resnet"], flags, EXACT_TOLERANCE)
 
@@ -80,6 +83,48 @@ def test_fuse_bn_leaves_no_batchnorm_after_a_conv(models):
             m for m in run.module.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)
         ]
         assert decoder_bns == []
+
+
+def _aten_ops(module, x):
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with torch.no_grad(), Ops() as ops:
+        module(x)
+    return ops.seen
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["after BatchNorm", "folded"])
+def test_concat_free_is_exact_and_runs_no_concat(folded):
+    """The decoder's concatenations are gone and the logits are those of fp32 eager, on odd
+    sizes, batch 2 and BatchNorm statistics far from identity, with or without fuse_bn."""
+    torch.manual_seed(0)
+    model = UNet("test_resnet", num_classes=3).eval()
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 3, 67, 45)
+    assert _aten_ops(model, x).count("cat") == len(model.decoder.blocks)
+    flags = ["fuse_bn", "concat_free"] if folded else ["concat_free"]
+    run = optimize(model, flags, example_input=x)
+    assert run.notes["concats_removed"] == len(model.decoder.blocks)
+    assert "cat" not in _aten_ops(run.module, x)
+    with torch.no_grad():
+        error = relative_error(run(x), model(x))
+    assert error <= EXACT_TOLERANCE, error
+
+
+def test_concat_free_applies_to_unet_decoders_only():
+    with pytest.raises(FlagError, match="'concat_free' does not apply"):
+        optimize(torch.nn.Conv2d(3, 3, 1), ["concat_free"])
 
 
 def test_reparam_leaves_no_multi_branch_block(models):
@@ -156,6 +201,14 @@ def test_compiled_best_exact_set_matches_fp32_eager(models):
 
 
 @pytest.mark.slow
+def test_compiled_concat_free_set_matches_fp32_eager(models):
+    _check(
+        models["test_resnet"], ["fuse_bn", "concat_free", "channels_last", "compile"],
+        EXACT_TOLERANCE, size=48,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
 def test_compiled_reparam_set_matches_fp32_eager(models):
     _check(models["mobileone_s0"], ["reparam", "fuse_bn", "compile"], EXACT_TOLERANCE)
 
@@ -163,8 +216,9 @@ def test_compiled_reparam_set_matches_fp32_eager(models):
 @pytest.mark.slow
 def test_int8_within_budget_and_agrees_on_pixels():
     model = UNet("resnet18", num_classes=3).eval()
-    out, reference = _check(model, ["fuse_bn", "channels_last", "int8"], INT8_TOLERANCE, size=96)
-    assert pixel_agreement(out, reference) >= INT8_MIN_PIXEL_AGREEMENT
+    for flags in (["fuse_bn", "channels_last", "int8"], ["fuse_bn", "concat_free", "int8"]):
+        out, reference = _check(model, flags, INT8_TOLERANCE, size=96)
+        assert pixel_agreement(out, reference) >= INT8_MIN_PIXEL_AGREEMENT, flags
 
 
 @pytest.mark.slow

@@ -149,12 +149,16 @@ def measure_row(
 
 
 def engine_plans(model: nn.Module, skipped: list[str]) -> list[tuple[str, list[str]]]:
-    """`ENGINE_SETS` with the model rewrites that apply to this encoder; a set the engine
-    would not really run on this CPU goes to `skipped`, with the reason."""
+    """`ENGINE_SETS` twice: on a plain export (what a user who exports the model gets, engine
+    defaults) and with the model rewrites that apply to this encoder; a set the engine would
+    not really run on this CPU goes to `skipped`, with the reason."""
     rewrites = rewrites_for(model)
     plans = []
-    for backend, extra in ENGINE_SETS.values():
-        flags = parse_flags([*rewrites, *extra])
+    every = [(b, [*r, *extra]) for b, extra in ENGINE_SETS.values() for r in ([], rewrites)]
+    for backend, names in every:
+        flags = parse_flags(names)
+        if (backend, flags) in plans:
+            continue
         try:
             check_cpu(backend, flags)
         except FlagError as e:

@@ -2,8 +2,8 @@
 
 Each pass edits a `Pipeline` (the module being built and how it will be called); `optimize`
 applies the chosen passes sorted by `order` (`policy.parse_flags`), so any subset composes the
-same way:
-reparam -> fuse_bn -> channels_last -> int8 | bf16 -> compile -> inference_mode (wraps the call).
+same way: reparam -> fuse_bn -> concat_free -> channels_last -> int8 | bf16 -> compile ->
+inference_mode (wraps the call).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .concat_free import has_concat_blocks, remove_concats
 from .fusion import REPARAM_METHODS, fold_conv_bn
 
 #: Relative L2 error budget against the plain fp32 eager model (see tests/test_passes.py).
@@ -79,6 +80,10 @@ def _fuse_bn(p: Pipeline) -> None:
     p.notes["folded_conv_bn"] = fold_conv_bn(p.module, p.example_input)
 
 
+def _concat_free(p: Pipeline) -> None:
+    p.notes["concats_removed"] = remove_concats(p.module)
+
+
 def _channels_last(p: Pipeline) -> None:
     p.memory_format = torch.channels_last
     p.module = p.module.to(memory_format=torch.channels_last)
@@ -125,6 +130,15 @@ PASSES: tuple[Pass, ...] = (
         _fuse_bn,
         _has_batchnorm,
         "it has no BatchNorm2d to fold",
+    ),
+    Pass(
+        "concat_free",
+        "decoder convs split by input, conv(cat(up, skip)) = conv(up) + conv(skip): no concat",
+        25,
+        EXACT_TOLERANCE,
+        _concat_free,
+        has_concat_blocks,
+        "it has no UNet decoder block that concatenates its skip",
     ),
     Pass(
         "channels_last",
