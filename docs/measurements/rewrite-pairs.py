@@ -28,6 +28,7 @@ from unet_decoder.bench.paired import compare_artifacts
 from unet_decoder.deploy.build import build_artifact
 from unet_decoder.deploy.load import load_deployed
 from unet_decoder.engines.backends import check_cpu
+from unet_decoder.errors import FlagError
 from unet_decoder.passes.accuracy import relative_error
 from unet_decoder.passes.policy import best_flags, flags_label, parse_flags, rewrites_for
 from unet_decoder.provenance import provenance
@@ -74,7 +75,7 @@ def main() -> int:
                 with_it = parse_flags([*without, args.rewrite])
                 try:
                     check_cpu(backend, with_it)
-                except Exception as e:  # a precision this CPU would not really run
+                except FlagError as e:  # a precision this CPU would not really run
                     print(f"{encoder} {name}: skipped ({e})", flush=True)
                     continue
                 folders, errors = [], []

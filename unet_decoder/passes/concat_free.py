@@ -55,7 +55,5 @@ def remove_concats(model: nn.Module) -> int:
     """Replace every `UpBlock` in place by its `ConcatFreeUpBlock`; returns how many."""
     found = [(name, m) for name, m in model.named_modules() if isinstance(m, UpBlock)]
     for name, block in found:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, ConcatFreeUpBlock(block))
+        model.set_submodule(name, ConcatFreeUpBlock(block))
     return len(found)

@@ -57,11 +57,6 @@ def _bn_replacement(bn: nn.BatchNorm2d) -> nn.Module | None:
     return None  # an unknown subclass may do more than normalize: keep it
 
 
-def _set(model: nn.Module, qualified_name: str, new: nn.Module) -> None:
-    parent_name, _, child = qualified_name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
-
-
 def fold_conv_bn(model: nn.Module, example_input: torch.Tensor) -> int:
     """Fold every Conv2d->BatchNorm2d pair in place (eval statistics); returns how many."""
     folded = 0
@@ -70,8 +65,8 @@ def fold_conv_bn(model: nn.Module, example_input: torch.Tensor) -> int:
         replacement = _bn_replacement(bn)
         if replacement is None or bn.running_mean is None or type(conv) is not nn.Conv2d:
             continue
-        _set(model, conv_name, fuse_conv_bn_eval(conv.eval(), bn.eval()))
-        _set(model, bn_name, replacement)
+        model.set_submodule(conv_name, fuse_conv_bn_eval(conv.eval(), bn.eval()))
+        model.set_submodule(bn_name, replacement)
         folded += 1
     return folded
 
