@@ -194,6 +194,20 @@ def test_compiled_concat_free_set_matches_fp32_eager(models):
 
 
 @pytest.mark.slow
+def test_a_compiled_set_runs_at_a_second_shape_in_the_same_process():
+    """Compiling at 64x64 and then at 48x48 once made dynamo recompile the UNet as a
+    dynamic-shape graph, which inductor could not lower: compiled sets are static-shape."""
+    model = UNet("test_resnet", num_classes=3).eval()
+    flags = ["fuse_bn", "channels_last", "compile"]
+    first = optimize(model, flags, example_input=torch.randn(2, 3, 64, 64))
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        reference = model(x)
+    for run in (optimize(model, flags, example_input=x), first):
+        assert relative_error(run(x), reference) <= EXACT_TOLERANCE
+
+
+@pytest.mark.slow
 def test_compiled_reparam_set_matches_fp32_eager(models):
     _check(models["mobileone_s0"], ["reparam", "fuse_bn", "compile"], EXACT_TOLERANCE)
 

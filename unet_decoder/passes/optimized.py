@@ -79,7 +79,11 @@ def apply_passes(
     for name in names:
         FLAGS[name].apply(pipeline)
     if pipeline.compile:
-        pipeline.module = torch.compile(pipeline.module)
+        # static shapes: a model compiled for `example_input` and then called at another
+        # shape is compiled again for that shape, never as a dynamic-shape graph (which
+        # dynamo would switch to on the second shape, and where torch 2.14's inductor fails
+        # on the decoder's pad arithmetic: "TensorReferenceAnalysis has no python_mod")
+        pipeline.module = torch.compile(pipeline.module, dynamic=False)
     result = OptimizedModel(pipeline, list(names), getattr(model, "in_chans", 3),
                             torch.get_num_threads())  # fmt: skip
     for _ in range(warmup):
