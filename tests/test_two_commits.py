@@ -46,9 +46,11 @@ def clone(tmp_path):
 def test_the_head_commits_own_eager_code_is_what_runs_beside_the_base(clone):
     path, base, slow = clone
     found = compare_commits(path, base, slow, "test_resnet", "none", **TIMING)
-    low, _ = found.interval
-    # the head's four decoders against the base's one: far slower, in every process
-    assert low > 1.5 and all(p["ratio"] > 1.5 for p in found.processes), found.to_dict()
+    # the head's four decoders against the base's one (x2.9 and x3.1 in a quiet run on a
+    # 2-core AMD EPYC): far slower, in every process. Not the interval's low end: with two
+    # processes it is the mean less 12.7 standard errors (Student's t, one degree of freedom),
+    # and a 20% spread between them puts it near 1.
+    assert all(p["ratio"] > 1.5 for p in found.processes), found.to_dict()
     assert found.a.startswith(base) and "test_resnet none" in found.b
     assert [p["a_first"] for p in found.processes] == [True, False]  # load order alternates
 
