@@ -1,6 +1,6 @@
 """`unet-decoder`: bench (which flags pay off here), tune (what to deploy here), export, pair
 and census (two artifacts: timed side by side, counted), and the asv tracking commands
-(gate, nightly, noise, asv-offline).
+(gate, nightly, noise, floors, asv-offline).
 
 One module per subcommand, each adding its own parser and `run`; a subcommand imports its
 heavy modules (torch, asv) only when it runs, so `--help` is instant.
@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import UNetDecoderError
-from . import bench, census, export, gate, nightly, noise, offline, pair, tune
+from . import bench, census, export, floors, gate, nightly, noise, offline, pair, tune
 from .common import EXIT_USAGE
 
 #: The subcommands, in the order `--help` lists them.
-SUBCOMMANDS = (bench, export, tune, pair, census, offline, gate, nightly, noise)
+SUBCOMMANDS = (bench, export, tune, pair, census, offline, gate, nightly, noise, floors)
 
 
 def build_parser() -> argparse.ArgumentParser:

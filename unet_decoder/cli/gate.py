@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..tracking.rounds import CONFIRM_ROUNDS
 from .common import CONFIRM_HELP, add_selection, bench_args, check_rounds
@@ -21,7 +22,8 @@ def add(sub) -> None:
         "(no environment, no benchmark selected, a build failure), 4 if what an entry runs "
         "changed (its census: operators, kernels, engine primitives) and --accept-census was "
         "not given, 5 if a compiled or engine entry, timed side by side with the base's "
-        "artifact in one process, is still undecided.",
+        "artifact in one process, is still undecided, 6 if nothing was slower but an entry's floor "
+        "on this machine (the floors record, unet-decoder floors) is above --factor.",
     )
     gate.add_argument("base", help="the base commit or branch, e.g. main")
     gate.add_argument("head", help="the commit under test, e.g. HEAD")
@@ -32,6 +34,9 @@ def add(sub) -> None:
     gate.add_argument("--accept-census", action="store_true",
                       help="the head changes what entries run on purpose: report the census "
                       "delta, do not fail on it")  # fmt: skip
+    gate.add_argument("--floors", type=Path,
+                      help="this machine's floors record (.asv/floors.json beside the config, "
+                      "used when it exists and names this machine)")  # fmt: skip
     gate.add_argument("--confirm-rounds", type=int, default=CONFIRM_ROUNDS, help=CONFIRM_HELP)
     gate.set_defaults(run=run)
 
@@ -43,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_gate(
         args.base, args.head, factor=args.factor, config=args.config, machine=args.machine,
         extra_args=bench_args(args), confirm_rounds=args.confirm_rounds,
-        accept_census=args.accept_census,
+        accept_census=args.accept_census, floors=args.floors,
     )  # fmt: skip
     summary = result.summary(args.base, args.head, args.factor)
     write_step_summary(summary)

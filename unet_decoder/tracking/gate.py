@@ -16,6 +16,10 @@ and the head's artifact (compiled and engine entries), or both commits' own code
 under two names (eager entries), in one process, timed in alternating blocks, in several
 processes, so that a process's own speed level cancels; asv's rows for them are left out.
 
+A gate that passes says what it could see: where the floors record of this machine
+(`floors`) gives a paired entry a floor above the factor, the pass is "insufficient" instead,
+naming the entry and its floor.
+
 Then the census (`structure`): each entry's counted operators, kernels or engine primitives,
 compared exactly. A head whose timing passes but whose program changed fails as "structure
 changed" until the change is acknowledged; a regression lists what changed beside it.
@@ -27,6 +31,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .floors import default_path, floor_lines, for_this_machine, with_floors
 from .noise import refuse_injected
 from .rounds import CONFIRM_ROUNDS
 from .second_look import CONFIRM_HEADER, asv_caller, measured_between, second_look, to_look_again
@@ -56,6 +61,8 @@ class GateResult:
     structure: StructureReport = field(default_factory=StructureReport)
     accepted_census: bool = False
     paired: list[PairedVerdict] = field(default_factory=list)
+    #: Which floors record judged the pairs (or why none), then each pair's floor here.
+    floors: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -64,7 +71,7 @@ class GateResult:
     @property
     def exit_code(self) -> int:
         """0 pass, 1 regression, 2 failed benchmark, 3 measured nothing, 4 structure changed,
-        5 suspicious."""
+        5 suspicious, 6 insufficient."""
         return self.verdict.exit_code
 
     @property
@@ -93,6 +100,7 @@ class GateResult:
                 f"- side by side: {v.line()}\n" + "".join(f"  - {line}\n" for line in v.profile)
                 for v in self.paired
             )
+            + "".join(f"- {line}\n" for line in self.floors)
             + f"```\n{body}\n```\n"
         )
 
@@ -110,12 +118,17 @@ def run_gate(
     confirm_rounds: int = CONFIRM_ROUNDS,
     accept_census: bool = False,
     paired: bool = True,
+    floors: str | Path | None = None,
 ) -> GateResult:
     """`extra_args` go to every asv call; its -b selection to the first look only.
     `accept_census`: a changed census is meant (the report still lists it). `paired`: judge
-    compiled and engine entries side by side (`side_by_side`) instead of by asv's processes."""
+    compiled and engine entries side by side (`side_by_side`) instead of by asv's processes.
+    `floors`: the floors record (default `.asv/floors.json` beside the config), used where it
+    is this machine's."""
     environment = {**os.environ, **(env or {})}
     refuse_injected(environment)
+    config_path = Path(config if cwd is None else Path(cwd) / config).resolve()
+    record, floors_said = for_this_machine(Path(floors or default_path(config_path.parent)))
     asv = asv_caller(config, machine, cwd, environment)
     stored = stored_results(config, cwd)
     before = {commit: stored(commit) for commit in (base, head)}
@@ -125,7 +138,6 @@ def run_gate(
     continuous, output = asv("continuous", "--factor", str(factor), "--split", "--show-stderr",
                              "--record-samples", *(extra_args or []), base, head)  # fmt: skip
     verdict = read_asv_output(continuous, output)
-    config_path = Path(config if cwd is None else Path(cwd) / config).resolve()
     repo = cwd or config_path.parent
     # compiled and engine entries: their two artifacts, timed side by side, not two processes
     censuses = census_pairs(config_path.parent, repo, base, head)
@@ -148,8 +160,10 @@ def run_gate(
     verdict = with_pairs(verdict, judged)
     structure = structure_report(censuses)
     verdict = with_structure(verdict, structure, accepted=accept_census)
+    verdict = with_floors(verdict, judged, record, factor)  # a pass says what it could not see
+    said = [floors_said, *floor_lines(judged, record)] if judged else []
     return GateResult(verdict, continuous, "\n".join([output, *log]), structure, accept_census,
-                      judged)  # fmt: skip
+                      judged, said)  # fmt: skip
 
 
 def write_step_summary(text: str) -> None:

@@ -7,7 +7,8 @@ failed. A gate that reports "slower" when it measured nothing teaches people to 
 so the gate and the nightly job read asv's output and give each case its own verdict and
 exit code: 0 pass, 1 regression, 2 failed benchmark, 3 measured nothing, 4 structure
 changed (the census of an entry moved, unacknowledged: `tracking.structure`), 5 suspicious
-(timed side by side, still undecided: `tracking.side_by_side`).
+(timed side by side, still undecided: `tracking.side_by_side`), 6 insufficient (nothing
+slower, but an entry's measured floor on this machine is above the factor: `tracking.floors`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ STRUCTURE = "structure changed"
 #: Timed side by side, an entry's interval still held both "the same" and "slower by the
 #: factor" after every process: neither a pass nor a regression (`side_by_side`).
 SUSPICIOUS = "suspicious"
-EXIT_CODES = {PASS: 0, REGRESSION: 1, FAILED: 2, NOTHING: 3, STRUCTURE: 4, SUSPICIOUS: 5}
+#: Nothing slower, but an entry whose floor here (the smallest slowdown the side-by-side rule
+#: caught in 8 of 10 trials on this machine) is above the factor: it could not have seen it.
+INSUFFICIENT = "insufficient"
+EXIT_CODES = {PASS: 0, REGRESSION: 1, FAILED: 2, NOTHING: 3, STRUCTURE: 4, SUSPICIOUS: 5,
+              INSUFFICIENT: 6}  # fmt: skip
 #: The census benchmark (benchmarks/census.py): its number is a count, compared exactly by
 #: `tracking.structure`, never a time that a factor judges.
 CENSUS_BENCHMARK = ".track_census("
