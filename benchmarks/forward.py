@@ -5,6 +5,7 @@ import os
 import statistics
 import time
 
+from .census import file_census
 from .common import ENCODERS, FLAG_SETS, example_input, runner
 
 
@@ -61,6 +62,9 @@ class Forward(_Timed):
     def time_forward(self, encoder, flags):
         """Median wall time of one forward (compile/calibration excluded)."""
         self._forward()
+
+    # after `setup`, in this process: the census of what it times (track_census reads it)
+    time_forward.setup = file_census
 
     def peakmem_forward(self, encoder, flags):
         """Peak RSS of the whole process (import torch, model, loading the artifact or

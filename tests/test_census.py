@@ -1,7 +1,11 @@
 """The census: what one forward runs, counted. It has no noise, so it is compared exactly, and
 its delta names what changed ("-23 op aten.native_batch_norm"), whatever the time says."""
 
+import json
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -216,3 +220,44 @@ def test_a_census_total_that_asv_calls_slower_is_not_a_timing_regression():
     assert verdict.kind == PASS, verdict.message
     name = "census.Census.track_census(test_resnet, none) [ci/env]"
     assert nominees({name: [120.0]}, {name: [250.0]}, 1.05) == []
+
+
+_ASV_CENSUS = """\
+import json, os, sys
+from pathlib import Path
+from benchmarks.census import Census, census_file, file_census
+entry = ("test_resnet", "none")
+path = census_file(*entry)
+file_census(*entry)  # time_forward's setup, in the process that times the entry
+filed = json.loads(path.read_text())
+# track_census reads what was filed: a count changed in the file is what it returns
+filed["counts"]["op aten.convolution"] += 1000
+path.write_text(json.dumps(filed))
+read = Census().track_census(*entry)
+# a file of another commit is not used: the census is taken again, and filed
+filed["about"]["commit"] = "another"
+path.write_text(json.dumps(filed))
+taken = Census().track_census(*entry)
+again = json.loads(path.read_text())
+print(json.dumps({"seconds": filed["about"]["seconds"], "read": read, "taken": taken,
+                  "filed_total": sum(filed["counts"].values()),
+                  "again_commit": again["about"]["commit"]}))
+"""
+
+
+def test_the_timing_process_files_the_census_and_track_census_reads_it(
+    tmp_path, trained_test_resnet
+):
+    """The census costs no process of its own in asv: time_forward's setup files it, and
+    track_census returns what was filed for this commit, or takes it again."""
+    asv = {"ASV_ENV_NAME": "ci-env", "ASV_COMMIT": "abc123", "ASV_CONF_DIR": str(tmp_path)}
+    env = {**os.environ, **asv, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "ind")}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", _ASV_CENSUS], cwd=root, env=env,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    found = json.loads(out.strip().splitlines()[-1])
+    assert found["seconds"] > 0  # what counting cost, recorded beside the counts
+    assert found["read"] == found["filed_total"]  # read from the file, not counted again
+    assert found["taken"] == found["filed_total"] - 1000  # another commit's file: counted
+    assert found["again_commit"] == "abc123"
+    assert (tmp_path / ".asv" / "census" / "ci-env" / "abc123" / "test_resnet-none.json").is_file()
