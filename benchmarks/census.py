@@ -42,20 +42,27 @@ def take(encoder: str, flags: str):
     return census
 
 
-def file_census(encoder: str, flags: str) -> None:
-    """`time_forward`'s setup, after the class's (which loaded the runner): file the census
-    of the entry, unless this asv run's environment and commit has one that still names an
-    existing artifact. Setup time is never timed."""
+def file_census(encoder: str, flags: str) -> int | None:
+    """`time_forward`'s setup, after the class's (which loaded the runner): the total of the
+    census filed for this asv environment and commit, taken and filed first where there is
+    none that still names an existing artifact. None outside asv or on a build without a
+    census. Setup time is never timed."""
     path = census_file(encoder, flags)
-    if path is None or api.take_census is None or filed_total(path) is not None:
-        return
-    take(encoder, flags).write(path)
+    if path is None or api.take_census is None:
+        return None
+    total = filed_total(path)
+    if total is None:
+        census = take(encoder, flags)
+        census.write(path)
+        total = census.total
+    return total
 
 
 def filed_total(path: Path) -> int | None:
     """The total of the census filed at `path` for this commit, or None where there is
     none, it is unreadable, names another commit, or names an artifact folder that is gone
-    (a cleared artifact cache: the gate would pair a folder that no longer exists)."""
+    (a cleared artifact cache: the gate would pair a folder that no longer exists). Read as
+    plain JSON: the facade of older builds has no census reader."""
     try:
         data = json.loads(path.read_text())
         about, counts = data.get("about", {}), data["counts"]
@@ -84,13 +91,7 @@ class Census:
 
     def track_census(self, encoder, flags):
         """Operators, kernels, nodes or primitives one forward runs, all counted."""
-        path = census_file(encoder, flags)
-        total = filed_total(path) if path is not None else None
-        if total is not None:
-            return total
-        census = take(encoder, flags)
-        if path is not None:
-            census.write(path)
-        return census.total
+        total = file_census(encoder, flags)  # what time_forward filed, or taken now
+        return total if total is not None else take(encoder, flags).total
 
     track_census.unit = "operators"

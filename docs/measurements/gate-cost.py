@@ -48,7 +48,8 @@ def durations(results: Path, commit: str) -> dict[str, dict[str, float]]:
 
 def census_seconds(conf_dir: Path, commit: str) -> float:
     """What taking the censuses of `commit` cost inside the timing processes that filed them
-    (`about.seconds`, benchmarks/census.py), every environment."""
+    (`about.seconds`, benchmarks/census.py), every environment. A file an earlier run filed
+    counts too, so clear `.asv/census` before a measured gate (an overcount otherwise)."""
     total = 0.0
     for path in (conf_dir / ".asv" / "census").glob(f"*/{commit}/*.json"):
         total += float(json.loads(path.read_text()).get("about", {}).get("seconds") or 0)
