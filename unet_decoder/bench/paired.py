@@ -48,17 +48,20 @@ def block_order(blocks: int) -> list[str]:
 def time_in_one_process(a: Path, b: Path, *, blocks: int, calls: int, a_first: bool,
                         inject_b: float = 0.0) -> dict:  # fmt: skip
     """Load both artifacts here (in the order asked) and time them (`time_loaded`)."""
+    began = time.perf_counter()
     from ..deploy.load import load_deployed
 
     loaded = {}
     for side, folder in (("A", a), ("B", b)) if a_first else (("B", b), ("A", a)):
         loaded[side] = load_deployed(folder)
+    load_s = round(time.perf_counter() - began, 2)
     shapes = {side: run.input_shape for side, run in loaded.items()}
     if shapes["A"] != shapes["B"]:
         raise UNetDecoderError(f"the artifacts take different inputs: {shapes}; compare two "
                                "built for the same shape.")  # fmt: skip
-    return time_loaded(loaded, shapes["A"], blocks=blocks, calls=calls, a_first=a_first,
-                       inject_b=inject_b)  # fmt: skip
+    found = time_loaded(loaded, shapes["A"], blocks=blocks, calls=calls, a_first=a_first,
+                        inject_b=inject_b)  # fmt: skip
+    return {**found, "load_s": load_s}
 
 
 def time_loaded(loaded: dict, shape: tuple[int, ...], *, blocks: int, calls: int,
@@ -67,6 +70,7 @@ def time_loaded(loaded: dict, shape: tuple[int, ...], *, blocks: int, calls: int
     the B/A ratios of each pair of blocks."""
     import torch
 
+    began = time.perf_counter()
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     for run in loaded.values():
         for _ in range(3):
@@ -88,7 +92,8 @@ def time_loaded(loaded: dict, shape: tuple[int, ...], *, blocks: int, calls: int
     ratios = [bb / aa for aa, bb in zip(times["A"], times["B"], strict=True)]
     return {"ratio": statistics.median(ratios), "a_ms": statistics.median(times["A"]),
             "b_ms": statistics.median(times["B"]), "a_first": a_first,
-            "block_ratios": ratios}  # fmt: skip
+            "block_ratios": ratios,
+            "timed_s": round(time.perf_counter() - began, 2)}  # fmt: skip
 
 
 @dataclass
@@ -171,11 +176,15 @@ def run_processes(result: PairedResult, command: Callable[[bool], list[str]], pr
     neighbours = OtherProcessesCPU().start()
     for i in range(processes):
         progress(f"process {i + 1}/{processes}")
+        began = time.perf_counter()
         done = subprocess.run(command(i % 2 == 0), capture_output=True, text=True, env=env)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise UNetDecoderError(f"a paired timing process failed: {last}")
-        result.processes.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+        # what a process costs beyond its timed calls: interpreter, imports, loading both sides
+        found["wall_s"] = round(time.perf_counter() - began, 2)
+        result.processes.append(found)
     result.machine = {**machine_info(), "threads": threads, "load_before": load_before,
                       "others_cpu_pct": neighbours.stop()}  # fmt: skip
     return result

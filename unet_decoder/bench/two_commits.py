@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         help="print the per-operator profile delta (JSON lines), not times",
     )
     args = parser.parse_args(argv)
+    began = time.perf_counter()
     import torch
 
     sys.path.insert(0, str(args.folder))
@@ -185,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
         print(json.dumps(profile_delta(*profile_pair(loaded["A"], loaded["B"], x))))
         return 0
+    built = time.perf_counter() - began  # torch, both packages, both entries built
     found = time_loaded(loaded, shape, blocks=args.blocks, calls=args.calls,
                         a_first=args.first == "A", inject_b=args.inject_b)  # fmt: skip
-    print(json.dumps(found))
+    print(json.dumps({**found, "load_s": round(built, 2)}))
     return 0
 
 

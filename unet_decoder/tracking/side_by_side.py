@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,6 +81,7 @@ class PairedVerdict:
     interval: tuple[float, float] = (1.0, 1.0)
     processes: int = 0
     profile: tuple[str, ...] = ()  # a slower pair: the operators whose time grew (`explain`)
+    seconds: float = 0.0  # what timing it cost, wall clock: the gate's time goes here
 
     def line(self) -> str:
         where = f"{self.pair.entry} [{self.pair.environment}]"
@@ -87,8 +89,9 @@ class PairedVerdict:
             same = "code" if isinstance(self.pair, EagerPair) else "artifact files"
             return f"{where}: same {same} as the base, nothing to time"
         low, high = self.interval
+        cost = f", {self.seconds:.0f} s" if self.seconds else ""
         return (f"{where}: x{self.ratio:.3f} (95% interval x{low:.3f}-x{high:.3f}, "
-                f"{self.processes} processes, side by side): {self.kind}")  # fmt: skip
+                f"{self.processes} processes{cost}, side by side): {self.kind}")  # fmt: skip
 
 
 #: What makes two artifacts run the same program: the same files (by sha256), run the same
@@ -177,6 +180,7 @@ def timed_verdict(pair: ArtifactPair | EagerPair, *, factor: float = PAIRED_FACT
     `inject_b` slows the head's calls by that fraction: what the rule can see (measuring the
     gate, never in it)."""
     compare = compare or _compare_for(pair)
+    began = time.perf_counter()
     timing = {"blocks": blocks, "calls": calls, "python": pair.python}
     if inject_b:
         timing["inject_b"] = inject_b
@@ -192,7 +196,7 @@ def timed_verdict(pair: ArtifactPair | EagerPair, *, factor: float = PAIRED_FACT
     if decided() is None and extra:
         result.processes.extend(compare(pair.base, pair.head, processes=extra, **timing).processes)
     return PairedVerdict(pair, decided() or SUSPICIOUS, result.ratio, result.interval,
-                         len(result.processes))  # fmt: skip
+                         len(result.processes), seconds=time.perf_counter() - began)  # fmt: skip
 
 
 def explain(verdict: PairedVerdict, *, timeout: float = 600) -> PairedVerdict:
