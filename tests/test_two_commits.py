@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from unet_decoder.bench.two_commits import compare_commits, package_tree
+from unet_decoder.bench.two_commits import compare_commits, package_tree, same_code
 from unet_decoder.errors import UNetDecoderError
 
 from .scratch import ROOT
@@ -74,3 +74,24 @@ def test_equal_code_is_known_without_timing_and_bad_input_says_what_to_do(clone)
         compare_commits(path, first, slow, "test_resnet", "none", **TIMING)
     with pytest.raises(UNetDecoderError, match="compare its two artifacts instead"):
         compare_commits(path, base, slow, "test_resnet", "best_compiled", **TIMING)
+
+
+def test_a_head_that_changes_only_docstrings_and_comments_runs_the_same_code(clone):
+    path, base, slow = clone
+    blocks = path / "unet_decoder" / "model" / "blocks.py"
+    text = blocks.read_text()
+    assert '"""The classic UNet double convolution' in text
+    text = text.replace('"""The classic UNet double convolution', '"""The UNet double convolution')
+    blocks.write_text(text.replace("super().__init__(\n", "super().__init__(  # a comment\n", 1))
+    git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "commit", "-qam", "docs only"], check=True)
+    # a different tree, the same code: the gate has nothing to time for it
+    assert package_tree(path, "HEAD") != package_tree(path, slow)
+    assert same_code(path, slow, "HEAD") and same_code(path, base, base)
+    # a real change is not the same code, whatever else it shares
+    assert not same_code(path, base, slow) and not same_code(path, base, "HEAD")
+    blocks.write_text(
+        blocks.read_text().replace("padding=1, bias=False),", "padding=1, bias=True),", 1)
+    )
+    subprocess.run([*git, "commit", "-qam", "a bias"], check=True)
+    assert not same_code(path, "HEAD~1", "HEAD")

@@ -17,7 +17,10 @@ in their ratio.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
+import functools
+import hashlib
 import importlib
 import json
 import os
@@ -44,6 +47,51 @@ def package_tree(repo: str | Path, commit: str) -> str:
         raise UNetDecoderError(f"{commit!r} has no {PACKAGE}/ in {repo}: name a commit of "
                                "this repository.")  # fmt: skip
     return found.stdout.strip()
+
+
+def _without_docstrings(source: bytes) -> str | None:
+    """The module's syntax tree with every docstring removed, as text: equal for two sources
+    that differ only in docstrings, comments or layout. None where it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        scopes = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+        first = node.body[0] if isinstance(node, scopes) and node.body else None
+        if isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", None), str):
+            node.body = node.body[1:]
+    return ast.dump(tree, include_attributes=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _code_digest(repo: str, tree: str) -> str:
+    listed = subprocess.run(["git", "-C", repo, "ls-tree", "-r", tree], capture_output=True,
+                            text=True, check=True).stdout.splitlines()  # fmt: skip
+    blobs = [(line.split("\t", 1)[1], line.split()[2]) for line in listed if " blob " in line]
+    batch = subprocess.run(["git", "-C", repo, "cat-file", "--batch"], capture_output=True,
+                           input="".join(f"{sha}\n" for _, sha in blobs).encode(),
+                           check=True).stdout  # fmt: skip
+    digest = hashlib.sha256()
+    for path, sha in blobs:
+        header, batch = batch.split(b"\n", 1)
+        size = int(header.split()[2])
+        content, batch = batch[:size], batch[size + 1 :]
+        code = _without_docstrings(content) if path.endswith(".py") else None
+        digest.update(f"{path}\0{code if code is not None else sha}\0".encode())
+    return digest.hexdigest()
+
+
+def same_code(repo: str | Path, a: str, b: str) -> bool:
+    """Whether two commits' packages run the same eager code: the same tree, or trees whose
+    Python differs only in docstrings, comments and layout (their syntax trees, docstrings
+    removed, are equal; every other file byte for byte). Only `__doc__` can tell such two
+    apart, and no entry reads it: a docstring-only head has nothing for an eager pair to
+    time."""
+    trees = [package_tree(repo, commit) for commit in (a, b)]
+    if trees[0] == trees[1]:
+        return True
+    return _code_digest(str(repo), trees[0]) == _code_digest(str(repo), trees[1])
 
 
 def has_facade(repo: str | Path, commit: str) -> bool:

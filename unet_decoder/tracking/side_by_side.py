@@ -15,7 +15,8 @@ linked its compiled package), run the same program: nothing to time, "same artif
 
 An eager entry has no file: its census names the interpreter alone, and the two commits'
 packages are imported side by side under names of their own (`bench.two_commits`), each
-building the entry with its own code; a head whose package is the base's has the same code.
+building the entry with its own code; a head whose package runs the base's code (docstrings,
+comments and layout aside: `same_code`) has the same code.
 """
 
 from __future__ import annotations
@@ -149,9 +150,9 @@ def judge(pair: ArtifactPair | EagerPair, **timing) -> PairedVerdict:
     """Same program (the same artifact files run the same way; for an eager entry, the same
     package code): nothing to time. Otherwise the pair's timing (`timed_verdict`)."""
     if isinstance(pair, EagerPair):
-        from ..bench.two_commits import package_tree
+        from ..bench.two_commits import same_code
 
-        same = package_tree(pair.repo, pair.base) == package_tree(pair.repo, pair.head)
+        same = same_code(pair.repo, pair.base, pair.head)
     else:
         base_program, head_program = _program(pair.base), _program(pair.head)
         same = pair.base == pair.head or (base_program is not None
