@@ -10,13 +10,16 @@ build (`<build>`, `<setup_cache ...>`). The census share is what the `track_cens
 benchmarks took, plus what taking the census cost inside the `time_forward` processes that
 filed it (each census file's `about.seconds`), of the whole measured time and of the wall.
 `--results-only` reads the files of a gate that already ran (no wall time then: only asv's
-durations).
+durations). The gate's own job summary (its verdict, each side-by-side line with what it
+cost, the census delta; written where GITHUB_STEP_SUMMARY points) is kept in the record.
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -67,12 +70,15 @@ def main() -> int:
     if bool(gate) == bool(args.results_only):
         parser.error("give either a gate command after -- or --results-only BASE HEAD")
     machine = machine_info()
-    wall = rc = None
+    wall = rc = summary = None
     machine["load_before"], others = load_average(), OtherProcessesCPU().start()
     if gate:
         base, head = [a for a in gate[2:] if not a.startswith("-")][:2]
         start = time.perf_counter()
-        rc = subprocess.run(["uv", "run", *gate]).returncode
+        with tempfile.NamedTemporaryFile("r", suffix=".md") as told:
+            env = {**os.environ, "GITHUB_STEP_SUMMARY": told.name}
+            rc = subprocess.run(["uv", "run", *gate], env=env).returncode
+            summary = told.read()
         wall = time.perf_counter() - start
     else:
         base, head = args.results_only
@@ -102,6 +108,7 @@ def main() -> int:
         "gate_command": gate or None,
         "gate_rc": rc,
         "wall_s": wall,
+        "gate_summary": summary,
         "asv_seconds": {"total": total, "census": census, "timing": timing, "stages": stages},
         "census_share_of_asv": census / total if total else None,
         "census_share_of_wall": census / wall if wall else None,
