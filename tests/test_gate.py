@@ -168,6 +168,35 @@ def test_the_gate_says_which_weights_were_trained_for_the_head(monkeypatch):
     assert "weights trained" not in quiet.summary("main", "HEAD", 1.10)
 
 
+def test_weights_trained_in_a_process_whose_stderr_asv_did_not_show_are_named(
+    monkeypatch, tmp_path
+):
+    """asv shows one process's stderr per benchmark, and a real gate on a decoder change
+    trained 4 checkpoints without one logged line reaching it: the gate also names every
+    checkpoint that appeared in the weights cache while it ran."""
+    from unet_decoder.tracking.gate import RETRAINED, GateResult, checkpoints
+    from unet_decoder.tracking.verdict import Verdict
+
+    monkeypatch.setenv("UNET_DECODER_CACHE", str(tmp_path))
+    before = checkpoints()
+    for name in (
+        "resnet34-arch1cb9-shapes.safetensors",
+        "efficientnet_b0-arch77-shapes.safetensors",
+    ):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "resnet34-arch1cb9-shapes.json").write_text("{}")  # its info: not a checkpoint
+    new = sorted(checkpoints() - before)
+    assert new == [
+        "efficientnet_b0-arch77-shapes.safetensors",
+        "resnet34-arch1cb9-shapes.safetensors",
+    ]
+    logged = f"{RETRAINED} resnet34 (resnet34-arch1cb9-shapes.safetensors): no cached weights\n"
+    result = GateResult(Verdict(PASS, "no benchmark slower"), 0, logged, trained=new)
+    summary = result.summary("main", "HEAD", 1.10)
+    assert summary.count("weights trained for this gate: ") == 2  # one per checkpoint
+    assert "weights trained for this gate: efficientnet_b0 (efficientnet_b0-arch77" in summary
+
+
 def test_verdicts_name_each_slower_and_each_failed_benchmark():
     slower = TABLE.replace("| !  ", "|    ").replace("failed   ", "12.0±0.1ms")
     regression = read_asv_output(1, slower + "\nPERFORMANCE DECREASED.\n")

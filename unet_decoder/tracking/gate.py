@@ -74,13 +74,26 @@ class GateResult:
         5 suspicious, 6 insufficient."""
         return self.verdict.exit_code
 
+    #: Checkpoints that appeared in the weights cache while the gate ran (`new_weights`).
+    trained: list[str] = field(default_factory=list)
+
     @property
     def retrained(self) -> list[str]:
         """The encoders whose weights a benchmark process trained during this gate (no
-        cached weights for that build's architecture), as benchmarks/common.py logs them."""
-        found = (line.split(RETRAINED, 1)[1].strip() for line in self.output.splitlines()
-                 if RETRAINED in line)  # fmt: skip
-        return list(dict.fromkeys(found))
+        cached weights for that build's architecture): each new checkpoint in the weights
+        cache, and each line benchmarks/common.py logged, once per checkpoint. The cache is
+        the one that counts: asv shows the stderr of one process per benchmark, and the one
+        that trained may not be it."""
+        told = {}
+        for line in self.output.splitlines():
+            if RETRAINED in line:
+                said = line.split(RETRAINED, 1)[1].strip()
+                told.setdefault(said.split("(", 1)[-1].split(")", 1)[0], said)
+        for name in self.trained:
+            encoder = name.split("-arch", 1)[0]
+            told.setdefault(name, f"{encoder} ({name}): no cached weights for this build's "
+                                  "architecture")  # fmt: skip
+        return list(told.values())
 
     def summary(self, base: str, head: str, factor: float) -> str:
         """Markdown for the job summary: the verdict, the weights trained for it, then asv's
@@ -135,6 +148,7 @@ def run_gate(
 
     # samples recorded: asv's statistical test then works on them (Mann-Whitney U), as in
     # `unet-decoder noise`, and the confirming rounds can add to them
+    weights = checkpoints()
     continuous, output = asv("continuous", "--factor", str(factor), "--split", "--show-stderr",
                              "--record-samples", *(extra_args or []), base, head)  # fmt: skip
     verdict = read_asv_output(continuous, output)
@@ -163,7 +177,14 @@ def run_gate(
     verdict = with_floors(verdict, judged, record, factor)  # a pass says what it could not see
     said = [floors_said, *floor_lines(judged, record)] if judged else []
     return GateResult(verdict, continuous, "\n".join([output, *log]), structure, accept_census,
-                      judged, said)  # fmt: skip
+                      judged, said, sorted(checkpoints() - weights))  # fmt: skip
+
+
+def checkpoints() -> set[str]:
+    """The trained checkpoints in the weights cache the benchmark processes share."""
+    from ..training.train import cache_dir
+
+    return {p.name for p in cache_dir().glob("*.safetensors")}
 
 
 def write_step_summary(text: str) -> None:
